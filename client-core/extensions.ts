@@ -1,0 +1,24 @@
+/**
+ * Extensions see every payload (a list of messages) in both directions, with the HTTP headers of the request
+ * (outgoing) or of the response (incoming; null over websocket). Like aiocometd: outgoing runs in list order then
+ * `auth` last; incoming runs `auth` first then the list. A hook may change messages in place or remove them from the array.
+ */
+import type { Payload } from './protocol/message.js'
+
+export type Headers = Record<string, string>
+
+export abstract class Extension {
+  /** Called before a payload is sent. `headers` may be changed: they go on that HTTP request (or ws upgrade). */
+  async outgoing (_payload: Payload, _headers: Headers): Promise<void> {}
+  /** Called on every received payload, before the client looks at it. */
+  async incoming (_payload: Payload, _headers?: Headers | null): Promise<void> {}
+}
+
+/**
+ * An extension that can (re)authenticate. `authenticate()` runs after the server rejects a request for
+ * authentication (401, or 403 other than "Unknown client"); the request is then sent once more, with
+ * outgoing hooks (and so fresh headers) applied again.
+ */
+export abstract class AuthExtension extends Extension {
+  abstract authenticate (): Promise<void>
+}

@@ -1,0 +1,82 @@
+/** Client options and their defaults. */
+import type { Extension, AuthExtension, Headers } from './extensions.js'
+
+export const ConnectionType = {
+  WEBSOCKET: 'websocket',
+  LONG_POLLING: 'long-polling'
+} as const
+export type ConnectionType = typeof ConnectionType[keyof typeof ConnectionType]
+
+export const ALL_CONNECTION_TYPES: readonly ConnectionType[] = ['websocket', 'long-polling']
+
+/** A pino-compatible logger (only the methods the client calls). */
+export interface Logger {
+  trace: LogFn
+  debug: LogFn
+  info: LogFn
+  warn: LogFn
+  error: LogFn
+  child?: (bindings: Record<string, unknown>) => Logger
+}
+export type LogFn = (obj: unknown, msg?: string, ...args: unknown[]) => void
+
+export interface TlsOptions {
+  /** default true */
+  rejectUnauthorized?: boolean
+  /** PEM CA certificate(s) to trust */
+  ca?: string | Buffer | Array<string | Buffer>
+  /** Pin the server certificate: SHA-256 fingerprint as "AB:CD:…" (colons optional, case-insensitive). */
+  fingerprint256?: string
+}
+
+export interface BackoffOptions {
+  /** first retry delay cap, ms (default 250) */
+  initialMs?: number
+  /** largest delay during the first minute of an outage, ms (default 2_000) */
+  earlyMaxMs?: number
+  /** largest delay after that, ms (default 30_000) */
+  maxMs?: number
+}
+
+export type HeadersOption = Headers | (() => Headers | Promise<Headers>)
+
+export interface ClientOptions {
+  /** Preference order; a single type means that type or `ClientError`. Default ['websocket', 'long-polling']. */
+  connectionTypes?: ConnectionType | ConnectionType[]
+  /** `receive()` rejects with TransportTimeoutError after the connection has been down this long. null = never. Default 10_000. */
+  connectionTimeoutMs?: number | null
+  /** Bound of the receive buffer; <= 0 = unbounded. Default 100. When full the oldest message is dropped and counted. */
+  maxPendingCount?: number
+  extensions?: Extension[]
+  auth?: AuthExtension | null
+  /** Headers on every HTTP request and on the websocket upgrade; a function is called before each. */
+  headers?: HeadersOption
+  tls?: TlsOptions
+  jsonStringify?: (value: unknown) => string
+  jsonParse?: (text: string) => unknown
+  /** Deadline of a request beyond the time the server may hold it, ms. Default 10_000. */
+  maxNetworkDelayMs?: number
+  logger?: Logger
+  /** Reconnect backoff (full jitter). */
+  backoff?: BackoffOptions
+  /** Post handshakes to `<url>/handshake`, connects to `<url>/connect`… (CometD convention). Default false; off anyway when the URL has a query or a dotted last segment. */
+  appendMessageTypeToURL?: boolean
+  /** Merge queued publishes/subscribes into one request (long-polling) or frame. Default true. */
+  autoBatch?: boolean
+  /** Websocket: interval of ws pings that find a dead socket, ms (default 5_000); a socket silent for 3 intervals is dropped. */
+  pingIntervalMs?: number
+  /** Advice the client sends on handshake (timeout/interval, ms). */
+  advice?: { timeout?: number, interval?: number }
+  /** Extra fields merged into the handshake message (e.g. `{ ext: { … } }`); kept for re-handshakes. */
+  handshakeProps?: Record<string, unknown>
+}
+
+export const DEFAULTS = {
+  connectionTypes: ['websocket', 'long-polling'] as ConnectionType[],
+  connectionTimeoutMs: 10_000,
+  maxPendingCount: 100,
+  maxNetworkDelayMs: 10_000,
+  pingIntervalMs: 5_000,
+  backoff: { initialMs: 250, earlyMaxMs: 2_000, maxMs: 30_000 },
+  advice: { timeout: 60_000, interval: 0 }
+} as const
