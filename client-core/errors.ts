@@ -92,3 +92,23 @@ export class ServerError extends CometdError {
     this.errorMessage = fields.errorMessage
   }
 }
+
+/** The HTTP response had a non-2xx status. 401/403 lead to re-authentication when an AuthExtension is set. */
+export class HttpStatusError extends TransportError {
+  override readonly code: string = 'COMETD_HTTP_STATUS'
+  readonly statusCode: number
+  constructor (statusCode: number, body: string, options?: ErrorOptions) {
+    super(`HTTP ${statusCode}${body === '' ? '' : `: ${body}`}`, options)
+    this.statusCode = statusCode
+  }
+}
+
+/** The websocket upgrade was answered with an HTTP status other than 101: the server does not speak websocket there. */
+export class WebSocketUpgradeError extends TransportError {
+  override readonly code: string = 'COMETD_WS_UPGRADE'
+  readonly statusCode: number
+  constructor (statusCode: number, options?: ErrorOptions) {
+    super(`WebSocket upgrade refused with HTTP ${statusCode}`, options)
+    this.statusCode = statusCode
+  }
+}

@@ -32,9 +32,9 @@ export interface TlsOptions {
 export interface BackoffOptions {
   /** first retry delay cap, ms (default 250) */
   initialMs?: number
-  /** largest delay during the first minute of an outage, ms (default 2_000) */
+  /** largest delay during the first minute of an outage, ms (default 1_000): back within ~1 s of the server returning */
   earlyMaxMs?: number
-  /** largest delay after that, ms (default 30_000) */
+  /** largest delay after that, ms (default 8_000: with full jitter ≈ 0.25 attempts/s) */
   maxMs?: number
 }
 
@@ -77,6 +77,6 @@ export const DEFAULTS = {
   maxPendingCount: 100,
   maxNetworkDelayMs: 10_000,
   pingIntervalMs: 5_000,
-  backoff: { initialMs: 250, earlyMaxMs: 2_000, maxMs: 30_000 },
+  backoff: { initialMs: 250, earlyMaxMs: 1_000, maxMs: 8_000 },
   advice: { timeout: 60_000, interval: 0 }
 } as const

@@ -1,0 +1,20 @@
+/**
+ * cometd-bridge/client — a CometD (Bayeux) client for Node: long-polling (undici) and websocket (ws) transports,
+ * advice-driven reconnection with automatic resubscription, extensions and auth, a bounded receive buffer, typed errors.
+ */
+export { Client } from './client.js'
+export type { MessageListener, SubscribeOptions, PublishOptions } from './client.js'
+export { ConnectionType, DEFAULTS } from './options.js'
+export type { ClientOptions, Logger, TlsOptions, BackoffOptions, HeadersOption } from './options.js'
+export { Extension, AuthExtension } from './extensions.js'
+export type { Headers } from './extensions.js'
+export {
+  CometdError, ClientError, ClientInvalidOperation, TransportError, TransportTimeoutError,
+  TransportConnectionClosed, ServerError, HttpStatusError, WebSocketUpgradeError, parseBayeuxError
+} from './errors.js'
+export type { BayeuxErrorFields } from './errors.js'
+export { ClientState } from './events.js'
+export type { StateChange, HandshakeEvent, ResubscribeFailed, OverflowEvent, ClientEvents, ClientStats } from './events.js'
+export type { Message, Payload, Advice, JsonValue } from './protocol/message.js'
+export { channelMatches, channelProblem, matchingPatterns } from './protocol/channel.js'
+export { Backoff } from './backoff.js'

@@ -1,0 +1,55 @@
+/**
+ * The seam between the session (Bayeux logic) and the network. A transport moves payloads; it knows nothing of
+ * advice, ids or subscriptions. Every payload it receives — an HTTP response or a websocket frame — goes to
+ * `TransportContext.receive()`. The session never imports undici or ws.
+ */
+import type { Headers } from '../extensions.js'
+import type { ConnectionType, Logger, TlsOptions } from '../options.js'
+import type { Payload } from '../protocol/message.js'
+import type { CookieJar } from 'tough-cookie'
+
+export interface TransportContext {
+  /** the Bayeux endpoint as the user gave it (http: or https:) */
+  readonly url: URL
+  readonly cookies: CookieJar
+  readonly tls: TlsOptions | undefined
+  readonly logger: Logger
+  readonly maxNetworkDelayMs: number
+  readonly pingIntervalMs: number
+  readonly appendMessageTypeToURL: boolean
+  stringify (value: unknown): string
+  /** Parses a body or frame into a payload; throws TransportError when it is not a Bayeux payload. */
+  parse (text: string): Payload
+  /** Every payload received, with the response headers (HTTP) or null (websocket). */
+  receive (payload: Payload, headers: Headers | null, transport: Transport): Promise<void>
+  /** A connection-oriented transport lost its connection: pending requests sent over it fail. */
+  closed (transport: Transport, error: Error): void
+}
+
+export interface SendOptions {
+  /** the request's own deadline, ms */
+  timeoutMs: number
+  signal: AbortSignal
+  /** a held /meta/connect (long-polling keeps it in its own slot) */
+  isConnect: boolean
+  /** the /meta/* type of the first message, for URL suffixes */
+  messageType: string | null
+}
+
+export interface Transport {
+  readonly type: ConnectionType
+  /** Requests that may be in flight besides the connect (long-polling 1, websocket unlimited). */
+  readonly maxInFlight: number
+  /**
+   * Sends one payload with the given headers. Long-polling resolves after the response was handed to
+   * `context.receive()`; websocket resolves once the frame is written (replies arrive as frames).
+   * Rejects with a TransportError subclass.
+   */
+  send (payload: Payload, headers: Headers, options: SendOptions): Promise<void>
+  /** Drops every connection at once, without a close handshake (after a timeout or a dead socket). */
+  reset (reason: string): void
+  /** Releases everything; the transport is not used again. */
+  close (): Promise<void>
+}
+
+export type TransportFactory = (context: TransportContext) => Transport

@@ -1,0 +1,190 @@
+/**
+ * websocket over `ws`: one socket per client, opened on the first send with the headers (and cookies) of that send.
+ * Replies arrive as frames and are matched by the session. A read deadline finds a dead (half-open) socket:
+ * every `pingIntervalMs` the socket is pinged, and a socket from which nothing (not even a pong) arrived for two
+ * intervals is terminated at once — no close handshake is awaited on a dead socket.
+ */
+import { WebSocket } from 'ws'
+import type { TLSSocket } from 'node:tls'
+import type { IncomingMessage } from 'node:http'
+import type { Headers } from '../extensions.js'
+import type { Payload } from '../protocol/message.js'
+import { TransportConnectionClosed, TransportError, TransportTimeoutError, WebSocketUpgradeError } from '../errors.js'
+import { checkPin, tlsConnectOptions } from './tls.js'
+import type { SendOptions, Transport, TransportContext } from './transport.js'
+
+export class WebSocketTransport implements Transport {
+  readonly type = 'websocket' as const
+  readonly maxInFlight = Infinity
+  readonly #ctx: TransportContext
+  #socket: WebSocket | null = null
+  #opening: Promise<WebSocket> | null = null
+  #heartbeat: NodeJS.Timeout | null = null
+  #lastSeen = 0
+  #inbound: Promise<void> = Promise.resolve()
+  #closed = false
+
+  constructor (context: TransportContext) {
+    this.#ctx = context
+  }
+
+  get #wsUrl (): string {
+    const url = new URL(this.#ctx.url.href)
+    url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:'
+    return url.href
+  }
+
+  async send (payload: Payload, headers: Headers, options: SendOptions): Promise<void> {
+    if (this.#closed) throw new TransportConnectionClosed('The transport is closed')
+    const socket = await this.#open(headers, options)
+    const text = this.#ctx.stringify(payload)
+    await new Promise<void>((resolve, reject) => {
+      socket.send(text, (error) => {
+        if (error == null) resolve()
+        else reject(new TransportConnectionClosed(`WebSocket send failed: ${error.message}`, { cause: error }))
+      })
+    })
+  }
+
+  #open (headers: Headers, options: SendOptions): Promise<WebSocket> {
+    if (this.#socket !== null && this.#socket.readyState === WebSocket.OPEN) return Promise.resolve(this.#socket)
+    this.#opening ??= this.#connect(headers, options).finally(() => { this.#opening = null })
+    return this.#opening
+  }
+
+  async #connect (headers: Headers, options: SendOptions): Promise<WebSocket> {
+    const ctx = this.#ctx
+    const cookie = await ctx.cookies.getCookieString(ctx.url.href)
+    const requestHeaders: Record<string, string> = { ...headers }
+    if (cookie !== '') requestHeaders.cookie = cookie
+    const socket = new WebSocket(this.#wsUrl, {
+      headers: requestHeaders,
+      handshakeTimeout: Math.min(options.timeoutMs, ctx.maxNetworkDelayMs),
+      perMessageDeflate: false,
+      maxPayload: 64 * 1024 * 1024,
+      ...tlsConnectOptions(ctx.tls)
+    })
+    return await new Promise<WebSocket>((resolve, reject) => {
+      let settled = false
+      const fail = (error: TransportError): void => {
+        if (settled) return
+        settled = true
+        options.signal.removeEventListener('abort', onAbort)
+        socket.removeAllListeners()
+        socket.on('error', () => {})
+        socket.terminate()
+        reject(error)
+      }
+      const onAbort = (): void => {
+        const reason: unknown = options.signal.reason
+        fail(reason instanceof TransportError ? reason : new TransportConnectionClosed('WebSocket open aborted'))
+      }
+      options.signal.addEventListener('abort', onAbort, { once: true })
+      socket.once('upgrade', (response: IncomingMessage) => {
+        try {
+          if (ctx.url.protocol === 'https:') checkPin(ctx.tls, response.socket as TLSSocket)
+        } catch (error) {
+          fail(error as TransportError)
+          return
+        }
+        const setCookie = response.headers['set-cookie']
+        for (const line of setCookie ?? []) {
+          ctx.cookies.setCookie(line, ctx.url.href, { ignoreError: true }).catch(() => {})
+        }
+      })
+      socket.once('unexpected-response', (_request, response: IncomingMessage) => {
+        response.resume()
+        fail(new WebSocketUpgradeError(response.statusCode ?? 0))
+      })
+      socket.once('error', (error: Error) => {
+        const timedOut = /timed out|timeout/i.test(error.message)
+        fail(timedOut
+          ? new TransportTimeoutError('WebSocket opening handshake timed out', { cause: error })
+          : new TransportError(`WebSocket connection failed: ${error.message}`, { cause: error }))
+      })
+      socket.once('open', () => {
+        if (settled) return
+        settled = true
+        options.signal.removeEventListener('abort', onAbort)
+        socket.removeAllListeners()
+        this.#adopt(socket)
+        resolve(socket)
+      })
+    })
+  }
+
+  #adopt (socket: WebSocket): void {
+    this.#socket = socket
+    this.#lastSeen = Date.now()
+    socket.on('message', (data, isBinary) => {
+      this.#lastSeen = Date.now()
+      if (isBinary) {
+        this.#drop(socket, new TransportError('Received a binary websocket frame'))
+        return
+      }
+      const text = Array.isArray(data) ? Buffer.concat(data).toString('utf8') : Buffer.from(data as ArrayBuffer).toString('utf8')
+      this.#inbound = this.#inbound.then(async () => {
+        let payload: Payload
+        try {
+          payload = this.#ctx.parse(text)
+        } catch (error) {
+          this.#drop(socket, error as Error)
+          return
+        }
+        await this.#ctx.receive(payload, null, this)
+      }).catch((error: unknown) => {
+        this.#ctx.logger.warn({ err: error }, 'websocket: processing a frame failed')
+      })
+    })
+    socket.on('pong', () => { this.#lastSeen = Date.now() })
+    socket.on('error', (error: Error) => { this.#drop(socket, new TransportConnectionClosed(`WebSocket error: ${error.message}`, { cause: error })) })
+    socket.on('close', (code: number, reason: Buffer) => {
+      this.#drop(socket, new TransportConnectionClosed(`WebSocket closed (${code}${reason.length > 0 ? ` ${reason.toString()}` : ''})`))
+    })
+    const interval = this.#ctx.pingIntervalMs
+    if (interval > 0) {
+      this.#heartbeat = setInterval(() => {
+        if (Date.now() - this.#lastSeen > 2 * interval) {
+          this.#drop(socket, new TransportTimeoutError(`WebSocket silent for ${Date.now() - this.#lastSeen} ms: connection dead`))
+          return
+        }
+        try { socket.ping() } catch { /* the close event follows */ }
+      }, interval)
+      this.#heartbeat.unref()
+    }
+  }
+
+  /** Forgets a socket without a close handshake and fails what was sent over it. */
+  #drop (socket: WebSocket, error: Error): void {
+    if (this.#socket !== socket) return
+    this.#socket = null
+    if (this.#heartbeat !== null) clearInterval(this.#heartbeat)
+    this.#heartbeat = null
+    socket.removeAllListeners()
+    socket.on('error', () => {})
+    socket.terminate()
+    this.#ctx.logger.debug({ err: error }, 'websocket: connection dropped')
+    this.#ctx.closed(this, error)
+  }
+
+  reset (reason: string): void {
+    const socket = this.#socket
+    if (socket !== null) this.#drop(socket, new TransportConnectionClosed(`Connection reset: ${reason}`))
+  }
+
+  async close (): Promise<void> {
+    this.#closed = true
+    const socket = this.#socket
+    if (socket === null) return
+    this.#socket = null
+    if (this.#heartbeat !== null) clearInterval(this.#heartbeat)
+    this.#heartbeat = null
+    socket.removeAllListeners()
+    socket.on('error', () => {})
+    // A polite close, but never wait for the peer: a dead socket must not hold anything up.
+    if (socket.readyState === WebSocket.OPEN) socket.close(1000, 'Disconnect')
+    const timer = setTimeout(() => socket.terminate(), 1000)
+    timer.unref()
+    socket.once('close', () => clearTimeout(timer))
+  }
+}
