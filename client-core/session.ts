@@ -309,7 +309,12 @@ export class BayeuxSession extends EventEmitter<ClientEvents> {
       }
     }
     this.#checkGen(gen)
-    if (reply === null || used === null) throw lastError
+    if (reply === null || used === null) {
+      if (this.#wsRefused && !allowed.includes('long-polling')) {
+        throw new ClientError('The server does not accept websocket connections and only websocket was allowed', { cause: lastError })
+      }
+      throw lastError
+    }
     this.#updateAdvice(reply)
     if (reply.successful !== true) throw new ServerError('Handshake request failed.', reply)
     if (typeof reply.clientId !== 'string' || reply.clientId === '') {

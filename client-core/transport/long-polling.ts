@@ -25,7 +25,9 @@ export class LongPollingTransport implements Transport {
   #getPool (): Pool {
     if (this.#pool !== null) return this.#pool
     const ctx = this.#ctx
-    const base = buildConnector({ ...tlsConnectOptions(ctx.tls), timeout: ctx.maxNetworkDelayMs })
+    // A resumed TLS session shows no peer certificate: with a pin, every connection does a full handshake.
+    const pinned = typeof ctx.tls?.fingerprint256 === 'string'
+    const base = buildConnector({ ...tlsConnectOptions(ctx.tls), timeout: ctx.maxNetworkDelayMs, ...(pinned ? { maxCachedSessions: 0 } : {}) })
     const connect: buildConnector.connector = (options, callback) => base(options, (err, socket) => {
       if (err !== null || socket === null) return callback(err ?? new TransportError('connect failed'), null)
       try {
