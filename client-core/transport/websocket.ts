@@ -143,11 +143,14 @@ export class WebSocketTransport implements Transport {
     })
     const interval = this.#ctx.pingIntervalMs
     if (interval > 0) {
+      // Dead when nothing at all (not even the pong) arrived since the previous ping: found within 2 intervals.
+      let pingedAt = 0
       this.#heartbeat = setInterval(() => {
-        if (Date.now() - this.#lastSeen > 2 * interval) {
+        if (pingedAt > 0 && this.#lastSeen < pingedAt) {
           this.#drop(socket, new TransportTimeoutError(`WebSocket silent for ${Date.now() - this.#lastSeen} ms: connection dead`))
           return
         }
+        pingedAt = Date.now()
         try { socket.ping() } catch { /* the close event follows */ }
       }, interval)
       this.#heartbeat.unref()
