@@ -1,0 +1,53 @@
+/**
+ * Named defaults and limits of every configuration value, shared by the schema, the docs and the server.
+ * Durations are milliseconds (`…Ms`), sizes are bytes (`…Bytes`).
+ */
+
+export const CONFIG_EXIT_CODE = 78 // EX_CONFIG from sysexits.h
+
+/** Name of the session defined by COMETD_BRIDGE_URL / --url (and the target of the other session env vars). */
+export const DEFAULT_SESSION_NAME = 'default'
+
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
+export const CONNECTION_TYPES = ['websocket', 'long-polling'] as const
+export const SESSION_NAME_RE = /^[A-Za-z0-9_-]{1,64}$/
+
+export const DEFAULT_HOST = '127.0.0.1'
+export const DEFAULT_PORT = 8080
+export const DEFAULT_LOG_LEVEL = 'info'
+export const DEFAULT_DEMO = 'auto'
+export const DEFAULT_SHUTDOWN_TIMEOUT_MS = 10_000
+
+export const DEFAULT_CONNECTION_TYPES = ['websocket', 'long-polling'] as const
+export const DEFAULT_BUFFER_SIZE = 1_000
+export const DEFAULT_MAX_NETWORK_DELAY_MS = 10_000
+export const DEFAULT_CONNECTION_TIMEOUT_MS = 10_000
+export const DEFAULT_UNSUBSCRIBE_LINGER_MS = 5_000
+
+export const DEFAULT_SSE_HEARTBEAT_MS = 15_000
+export const DEFAULT_SSE_RETRY_MS = 2_000
+export const DEFAULT_SSE_MAX_QUEUE_BYTES = 1_048_576
+export const DEFAULT_SSE_WRITE_TIMEOUT_MS = 30_000
+export const DEFAULT_SSE_MAX_CALLERS = 10_000
+
+export const DEFAULT_HTTP_BODY_LIMIT_BYTES = 1_048_576
+export const DEFAULT_HTTP_PUBLISH_TIMEOUT_MS = 10_000
+export const DEFAULT_HTTP_CALL_TIMEOUT_MS = 10_000
+
+/** Inclusive [min, max] of every integer option. */
+export const LIMITS = {
+  port: [0, 65_535],
+  shutdownTimeoutMs: [0, 600_000],
+  bufferSize: [0, 1_000_000],
+  maxNetworkDelayMs: [100, 600_000],
+  connectionTimeoutMs: [0, 3_600_000],
+  unsubscribeLingerMs: [0, 3_600_000],
+  heartbeatMs: [1_000, 300_000],
+  retryMs: [0, 3_600_000],
+  maxQueueBytes: [1_024, 1_073_741_824],
+  writeTimeoutMs: [100, 600_000],
+  maxCallers: [1, 1_000_000],
+  bodyLimitBytes: [1, 104_857_600],
+  publishTimeoutMs: [100, 600_000],
+  callTimeoutMs: [100, 600_000]
+} as const satisfies Record<string, readonly [number, number]>

@@ -1,0 +1,172 @@
+/**
+ * The one zod schema for everything the daemon reads (docs/configuration.md documents every key).
+ * Every object is strict (unknown keys are errors) and every field has a default, so `{}` is a valid config.
+ * Messages never echo the offending value: it may be a secret.
+ */
+import { z } from 'zod'
+import { channelProblem, channelKind } from '../client-core/protocol/channel.js'
+import * as D from './defaults.js'
+
+type Limit = keyof typeof D.LIMITS
+
+/** An integer in LIMITS[name]; a string of digits is accepted too (env values, `port: ${PORT}`). */
+function int (name: Limit, def: number) {
+  const [min, max] = D.LIMITS[name]
+  const message = `must be an integer between ${min} and ${max}`
+  return z.preprocess(
+    (v) => (typeof v === 'string' && /^[+-]?\d{1,16}$/.test(v.trim()) ? Number(v.trim()) : v),
+    z.number({ error: message }).refine((v) => Number.isInteger(v) && v >= min && v <= max, { error: message })
+  ).default(def)
+}
+
+/** A boolean; the strings "true" and "false" are accepted too. */
+function bool (def: boolean) {
+  return z.preprocess(
+    (v) => (v === 'true' ? true : v === 'false' ? false : v),
+    z.boolean({ error: 'must be true or false' })
+  ).default(def)
+}
+
+/** Also checked when some items are invalid, so that every problem is reported at once. */
+function hasDuplicates (values: unknown): boolean {
+  if (!Array.isArray(values)) return false
+  const strings = values.filter((v) => typeof v === 'string')
+  return new Set(strings).size !== strings.length
+}
+const ALWAYS = { when: () => true }
+
+const httpUrl = z.string({
+  error: (iss) => (iss.input === undefined
+    ? 'required: the upstream CometD URL, e.g. http://host:8080/cometd'
+    : 'must be a string')
+}).superRefine((value, ctx) => {
+  let url: URL
+  try {
+    url = new URL(value)
+  } catch {
+    ctx.addIssue({ code: 'custom', message: 'Invalid URL' })
+    return
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    ctx.addIssue({ code: 'custom', message: `must be an http:// or https:// URL (got ${url.protocol}//)` })
+  } else if (url.hostname === '') {
+    ctx.addIssue({ code: 'custom', message: 'Invalid URL: no host' })
+  }
+})
+
+/** HTTP token (RFC 9110 §5.6.2). */
+const HEADER_NAME_RE = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/
+/** Headers the transports own; setting them would break the upstream connection. */
+const FORBIDDEN_HEADERS = new Set(['connection', 'content-length', 'host', 'keep-alive', 'te', 'trailer',
+  'transfer-encoding', 'upgrade', 'sec-websocket-key', 'sec-websocket-version', 'sec-websocket-extensions'])
+
+const headerName = z.string().superRefine((name, ctx) => {
+  if (!HEADER_NAME_RE.test(name)) ctx.addIssue({ code: 'custom', message: 'is not a valid HTTP header name' })
+  else if (FORBIDDEN_HEADERS.has(name.toLowerCase())) ctx.addIssue({ code: 'custom', message: 'is set by the transport and cannot be configured' })
+})
+
+const headerValue = z.string({ error: 'a header value must be a string (quote numbers in YAML)' })
+  // eslint-disable-next-line no-control-regex
+  .refine((v) => !/[\r\n\0]/.test(v), { error: 'a header value must not contain CR, LF or NUL' })
+
+const headers = z.record(headerName, headerValue, { error: 'must be a mapping of header names to string values' })
+  .superRefine((map, ctx) => {
+    if (typeof map !== 'object' || map === null) return
+    const seen = new Map<string, string>()
+    for (const name of Object.keys(map)) {
+      const other = seen.get(name.toLowerCase())
+      if (other !== undefined) ctx.addIssue({ code: 'custom', path: [name], message: `duplicate header (also set as "${other}"; names are case-insensitive)` })
+      else seen.set(name.toLowerCase(), name)
+    }
+  }, ALWAYS)
+
+/** A channel the bridge subscribes to: Bayeux grammar, wildcards allowed, no /meta or /service. */
+const channel = z.string({ error: 'a channel name must be a string' }).superRefine((name, ctx) => {
+  const problem = channelProblem(name, true)
+  if (problem !== null) ctx.addIssue({ code: 'custom', message: `invalid channel: ${problem}` })
+  else if (channelKind(name) !== 'broadcast') ctx.addIssue({ code: 'custom', message: `cannot subscribe to a /${channelKind(name)} channel` })
+})
+
+const PEM_RE = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/
+
+export const tlsSchema = z.strictObject({
+  /** Verify the upstream certificate. */
+  rejectUnauthorized: bool(true),
+  /** Extra CA certificate(s), PEM text (not a file name). */
+  ca: z.string({ error: 'must be a string of PEM certificates' })
+    .regex(PEM_RE, { error: 'must be PEM text containing -----BEGIN CERTIFICATE-----; pass a file\'s contents, e.g. ca: "${CA_PEM}"' })
+    .optional()
+}, { error: 'must be a mapping' })
+
+export const sessionSchema = z.strictObject({
+  url: httpUrl,
+  connectionTypes: z.array(
+    z.enum(D.CONNECTION_TYPES, { error: 'must be "websocket" or "long-polling"' }),
+    { error: 'must be a list of connection types' }
+  ).min(1, { error: 'must list at least one connection type' })
+    .refine((v) => !hasDuplicates(v), { error: 'must not repeat a connection type', ...ALWAYS })
+    .default(() => [...D.DEFAULT_CONNECTION_TYPES]),
+  headers: headers.default(() => ({})),
+  subscribe: z.array(channel, { error: 'must be a list of channel names' })
+    .refine((v) => !hasDuplicates(v), { error: 'must not repeat a channel', ...ALWAYS })
+    .default(() => []),
+  bufferSize: int('bufferSize', D.DEFAULT_BUFFER_SIZE),
+  maxNetworkDelayMs: int('maxNetworkDelayMs', D.DEFAULT_MAX_NETWORK_DELAY_MS),
+  connectionTimeoutMs: int('connectionTimeoutMs', D.DEFAULT_CONNECTION_TIMEOUT_MS),
+  unsubscribeLingerMs: int('unsubscribeLingerMs', D.DEFAULT_UNSUBSCRIBE_LINGER_MS),
+  tls: tlsSchema.prefault({})
+}, { error: (iss) => (iss.code === 'invalid_type' ? 'a session must be a mapping with at least a url' : undefined) })
+
+const sessionName = z.string()
+  .regex(D.SESSION_NAME_RE, { error: 'a session name must match /^[A-Za-z0-9_-]{1,64}$/' })
+
+const listenSchema = z.strictObject({
+  host: z.string({ error: 'must be a hostname or IP address' })
+    .regex(/^[^\s/]{1,253}$/, { error: 'must be a hostname or IP address' })
+    .default(D.DEFAULT_HOST),
+  port: int('port', D.DEFAULT_PORT)
+}, { error: 'must be a mapping' })
+
+const sseSchema = z.strictObject({
+  heartbeatMs: int('heartbeatMs', D.DEFAULT_SSE_HEARTBEAT_MS),
+  retryMs: int('retryMs', D.DEFAULT_SSE_RETRY_MS),
+  maxQueueBytes: int('maxQueueBytes', D.DEFAULT_SSE_MAX_QUEUE_BYTES),
+  writeTimeoutMs: int('writeTimeoutMs', D.DEFAULT_SSE_WRITE_TIMEOUT_MS),
+  maxCallers: int('maxCallers', D.DEFAULT_SSE_MAX_CALLERS)
+}, { error: 'must be a mapping' })
+
+const httpSchema = z.strictObject({
+  bodyLimitBytes: int('bodyLimitBytes', D.DEFAULT_HTTP_BODY_LIMIT_BYTES),
+  publishTimeoutMs: int('publishTimeoutMs', D.DEFAULT_HTTP_PUBLISH_TIMEOUT_MS),
+  callTimeoutMs: int('callTimeoutMs', D.DEFAULT_HTTP_CALL_TIMEOUT_MS)
+}, { error: 'must be a mapping' })
+
+export const configSchema = z.strictObject({
+  listen: listenSchema.prefault({}),
+  logLevel: z.enum(D.LOG_LEVELS, { error: `must be one of ${D.LOG_LEVELS.join(', ')}` }).default(D.DEFAULT_LOG_LEVEL),
+  demo: z.union([z.literal('auto'), z.boolean()], { error: 'must be auto, true or false' })
+    .default(D.DEFAULT_DEMO),
+  sessions: z.record(sessionName, sessionSchema, { error: 'must be a mapping of session names to sessions' })
+    .default(() => ({})),
+  sse: sseSchema.prefault({}),
+  http: httpSchema.prefault({}),
+  shutdownTimeoutMs: int('shutdownTimeoutMs', D.DEFAULT_SHUTDOWN_TIMEOUT_MS)
+}, { error: 'the configuration must be a mapping (an object)' })
+
+/** The validated, defaulted configuration the daemon runs with. */
+export type Config = z.output<typeof configSchema>
+/** What a file may contain (every key optional). */
+export type ConfigInput = z.input<typeof configSchema>
+export type SessionConfig = z.output<typeof sessionSchema>
+export type TlsConfig = z.output<typeof tlsSchema>
+export type ListenConfig = Config['listen']
+export type SseConfig = Config['sse']
+export type HttpConfig = Config['http']
+export type LogLevel = Config['logLevel']
+export type DemoMode = Config['demo']
+export type ConfigConnectionType = SessionConfig['connectionTypes'][number]
+
+/** `demo: auto` means the embedded demo upstream runs only when no session is configured. */
+export function isDemoEnabled (config: Pick<Config, 'demo' | 'sessions'>): boolean {
+  return config.demo === true || (config.demo === 'auto' && Object.keys(config.sessions).length === 0)
+}
