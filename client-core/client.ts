@@ -123,16 +123,28 @@ export class Client extends BayeuxSession implements AsyncIterable<Message> {
 
   #sendSubscribe (sub: Subscription, timeoutMs = this.options.maxNetworkDelayMs): Promise<void> {
     sub.inflight ??= (async () => {
-      const reply = await this.#send(this.#subscribeMessage(sub), timeoutMs)
-      if (this.#subs.get(sub.channel) !== sub) return
-      if (reply.successful === true) {
-        sub.confirmed = true
-        return
+      for (let attempt = 0; ; attempt++) {
+        const reply = await this.#send(this.#subscribeMessage(sub), timeoutMs)
+        if (this.#subs.get(sub.channel) !== sub) return
+        if (reply.successful === true) {
+          sub.confirmed = true
+          return
+        }
+        if (attempt === 0 && await this.#retrySubscribe(sub.channel, reply)) continue
+        this.#subs.delete(sub.channel)
+        throw new ServerError('Subscribe request failed.', reply)
       }
-      this.#subs.delete(sub.channel)
-      throw new ServerError('Subscribe request failed.', reply)
     })().finally(() => { sub.inflight = null })
     return sub.inflight
+  }
+
+  /** Asks the extensions whether a refused subscription deserves one more try (e.g. a replay fallback). */
+  async #retrySubscribe (channel: string, reply: Message): Promise<boolean> {
+    let retry = false
+    for (const extension of this.options.extensions) {
+      if (await extension.subscribeFailed(channel, reply)) retry = true
+    }
+    return retry
   }
 
   #subscribeMessage (sub: Subscription): Message {
@@ -172,8 +184,17 @@ export class Client extends BayeuxSession implements AsyncIterable<Message> {
           sub.confirmed = true
           return
         }
-        this.#subs.delete(sub.channel)
-        this.#resubscribeFailed(sub.channel, new ServerError('Subscribe request failed.', reply))
+        void this.#retrySubscribe(sub.channel, reply).then(async (retry) => {
+          if (retry && this.gen === gen && this.#subs.get(sub.channel) === sub) {
+            await this.#sendSubscribe(sub)
+            return
+          }
+          throw new ServerError('Subscribe request failed.', reply)
+        }).catch((error: unknown) => {
+          if (this.gen !== gen || !(error instanceof ServerError)) return
+          if (this.#subs.get(sub.channel) === sub) this.#subs.delete(sub.channel)
+          this.#resubscribeFailed(sub.channel, error)
+        })
       })
     }, (error: unknown) => {
       if (this.gen !== gen) return

@@ -3,7 +3,7 @@
  * (outgoing) or of the response (incoming; null over websocket). Like aiocometd: outgoing runs in list order then
  * `auth` last; incoming runs `auth` first then the list. A hook may change messages in place or remove them from the array.
  */
-import type { Payload } from './protocol/message.js'
+import type { Message, Payload } from './protocol/message.js'
 
 export type Headers = Record<string, string>
 
@@ -12,6 +12,8 @@ export abstract class Extension {
   async outgoing (_payload: Payload, _headers: Headers): Promise<void> {}
   /** Called on every received payload, before the client looks at it. */
   async incoming (_payload: Payload, _headers?: Headers | null): Promise<void> {}
+  /** A subscription was refused with this reply; return true to have the client subscribe once more. */
+  async subscribeFailed (_channel: string, _reply: Message): Promise<boolean> { return false }
 }
 
 /**

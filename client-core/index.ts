@@ -18,3 +18,8 @@ export type { StateChange, HandshakeEvent, ResubscribeFailed, OverflowEvent, Cli
 export type { Message, Payload, Advice, JsonValue } from './protocol/message.js'
 export { channelMatches, channelProblem, matchingPatterns } from './protocol/channel.js'
 export { Backoff } from './backoff.js'
+export { AckExtension } from './extensions/ack.js'
+export { ReplayExtension, replayIdOf } from './extensions/replay.js'
+export type { ReplayExtensionOptions, ReplayFallback, ReplayPosition, ReplayPolicy } from './extensions/replay.js'
+export { BearerAuth } from './extensions/bearer.js'
+export type { BearerAuthOptions } from './extensions/bearer.js'

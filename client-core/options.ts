@@ -67,6 +67,8 @@ export interface ClientOptions {
   pingIntervalMs?: number
   /** Advice the client sends on handshake (timeout/interval, ms). */
   advice?: { timeout?: number, interval?: number }
+  /** Acknowledged delivery (the CometD ack extension): events lost with a broken connection are re-sent by the server. */
+  ack?: boolean
   /** Extra fields merged into the handshake message (e.g. `{ ext: { … } }`); kept for re-handshakes. */
   handshakeProps?: Record<string, unknown>
 }

@@ -10,6 +10,7 @@
 import { EventEmitter } from 'node:events'
 import { CookieJar } from 'tough-cookie'
 import { Backoff } from './backoff.js'
+import { AckExtension } from './extensions/ack.js'
 import {
   ClientError, ClientInvalidOperation, CometdError, HttpStatusError, ServerError, TransportConnectionClosed,
   TransportError, TransportTimeoutError, WebSocketUpgradeError
@@ -139,7 +140,7 @@ export class BayeuxSession extends EventEmitter<ClientEvents> {
       connectionTypes: [...new Set(types)],
       connectionTimeoutMs: options.connectionTimeoutMs === undefined ? DEFAULTS.connectionTimeoutMs : options.connectionTimeoutMs,
       maxPendingCount: options.maxPendingCount ?? DEFAULTS.maxPendingCount,
-      extensions: [...(options.extensions ?? [])],
+      extensions: [...(options.extensions ?? []), ...(options.ack === true ? [new AckExtension()] : [])],
       auth: options.auth ?? null,
       headers: options.headers,
       tls: options.tls,
