@@ -97,3 +97,13 @@ t.test('bounded queue drops the oldest and never blocks', async (t) => {
   for (let i = 0; i < 4000; i++) unbounded.shift()
   t.equal(unbounded.shift(), 4000, 'order kept across compaction')
 })
+
+t.test('the package exports the client as cometd-bridge/client (built output)', async (t) => {
+  const mod = await import('cometd-bridge/client') as Record<string, unknown>
+  for (const name of ['Client', 'Extension', 'AuthExtension', 'CometdError', 'ClientError',
+    'ClientInvalidOperation', 'TransportError', 'TransportTimeoutError', 'TransportConnectionClosed', 'ServerError',
+    'AckExtension', 'ReplayExtension', 'BearerAuth']) {
+    t.type(mod[name], 'function', name)
+  }
+  t.equal((mod.ConnectionType as Record<string, string>).WEBSOCKET, 'websocket')
+})
