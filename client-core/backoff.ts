@@ -24,13 +24,15 @@ export class Backoff {
   /** Failures in a row since the last reset. */
   get attempt (): number { return this.#attempt }
 
-  /** The next delay in ms; `floorMs` (e.g. `advice.interval`) is added on top. `hard` uses the long cap at once (limit errors). */
+  /** The next delay in ms; `floorMs` (e.g. `advice.interval`) is added on top. `hard` waits between half the long cap and the long cap (limit errors). */
   next (now = Date.now(), floorMs = 0, hard = false): number {
     this.#since ??= now
     const early = !hard && now - this.#since < 60_000
     const cap = early ? this.#earlyMaxMs : this.#maxMs
-    const ceiling = hard ? this.#maxMs : Math.min(cap, this.#initialMs * 2 ** Math.min(this.#attempt, 30))
     this.#attempt++
+    // A limit error waits at least half the long cap: the server told us to slow down.
+    if (hard) return Math.max(0, floorMs) + Math.round(this.#maxMs / 2 + this.#random() * this.#maxMs / 2)
+    const ceiling = Math.min(cap, this.#initialMs * 2 ** Math.min(this.#attempt - 1, 30))
     return Math.max(0, floorMs) + Math.round(this.#random() * ceiling)
   }
 

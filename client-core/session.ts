@@ -424,6 +424,8 @@ export class BayeuxSession extends EventEmitter<ClientEvents> {
     let action = reply.advice?.reconnect ?? (unknownSession(reply) ? 'handshake' : 'retry')
     // Salesforce sometimes says `none` with 403::Unknown client: the session is gone, a new one is fine.
     if (action === 'none' && unknownSession(reply)) action = 'handshake'
+    // Daily or concurrent limits: wait (hard backoff) and try again, never stop for good.
+    if (action === 'none' && limitError(reply)) action = 'retry'
     if (this.options.auth !== null && authFailure(reply)) {
       await this.#authenticate().catch((err: unknown) => this.logger.warn({ err }, 'authenticate() failed'))
       action = 'handshake'
@@ -484,7 +486,8 @@ export class BayeuxSession extends EventEmitter<ClientEvents> {
       if (error instanceof ServerError && error.response !== null) {
         const reply = error.response
         const action = reply.advice?.reconnect ?? 'handshake'
-        if (action === 'none' && !unknownSession(reply) && !(this.options.auth !== null && authFailure(reply))) {
+        // A limit error is waited out (hard backoff), never final: the org's limit frees up again.
+        if (action === 'none' && !unknownSession(reply) && !limitError(reply) && !(this.options.auth !== null && authFailure(reply))) {
           await this.#terminate(gen, error)
           return
         }
