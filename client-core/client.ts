@@ -79,8 +79,7 @@ export class Client extends BayeuxSession implements AsyncIterable<Message> {
   get pendingCount (): number { return this.#queue.size }
   get hasPendingMessages (): boolean { return this.#queue.size > 0 }
 
-  override async open (): Promise<void> {
-    await super.open()
+  protected override onOpened (): void {
     this.#open = true
   }
 
@@ -206,7 +205,7 @@ export class Client extends BayeuxSession implements AsyncIterable<Message> {
   #resubscribeFailed (channel: string, error: CometdError, dropped = true): void {
     this.counters.resubscribeFailures++
     this.logger.warn({ channel, err: error, dropped }, 'resubscription failed')
-    this.emit('resubscribeFailed', { channel, error })
+    this.emit('resubscribeFailed', { channel, error, dropped })
   }
 
   protected override onSessionLost (): void {

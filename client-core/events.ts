@@ -40,6 +40,8 @@ export interface HandshakeEvent {
 export interface ResubscribeFailed {
   channel: string
   error: CometdError
+  /** true: the server refused it and the subscription is gone; false: a network failure, it is sent again once connected */
+  dropped: boolean
 }
 
 export interface OverflowEvent {

@@ -209,6 +209,7 @@ export class BayeuxSession extends EventEmitter<ClientEvents> {
       this.#checkGen(gen)
       this.#updateAdvice(reply)
       if (reply.successful !== true) throw new ServerError('Connect request failed.', reply)
+      this.onOpened()
       this.#onConnected('connect-ok')
     } catch (error) {
       if (this.gen === gen) await this.#release(gen, error as Error, 'open-failed')
@@ -792,6 +793,8 @@ export class BayeuxSession extends EventEmitter<ClientEvents> {
   // ---------------------------------------------------------------- hooks for Client
 
   protected onOpen (): void {}
+  /** open() succeeded: called just before the state becomes connected (listeners may use the client). */
+  protected onOpened (): void {}
   protected onStateChange (_change: StateChange): void {}
   protected onEvent (_message: Message): void {}
   protected onUnmatchedReply (_message: Message): void {}

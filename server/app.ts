@@ -1,0 +1,137 @@
+/**
+ * buildApp(config, deps?) — the Fastify app with every route, one BridgeSession per configured session, metrics
+ * and the shutdown hooks. It never listens (main.ts does); sessions start opening upstream on `ready`.
+ *
+ * Shutdown: `bridge.beginShutdown()` (or app.close(), whose preClose calls it) turns /readyz to 503, refuses new
+ * requests with 503 `shutting_down`, and ends every SSE stream with `event: shutdown`; onClose then closes each
+ * upstream client (sends /meta/disconnect) within shutdownTimeoutMs.
+ */
+import Fastify from 'fastify'
+import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
+import type { BridgeConfig } from './config-types.js'
+import { ErrorCode, HttpError, installErrorHandlers, sendHttpError } from './errors.js'
+import { createLogger } from './logger.js'
+import type { AppLogger } from './logger.js'
+import { BridgeMetrics } from './metrics.js'
+import { BridgeSession } from './session.js'
+import type { ClientFactory } from './session.js'
+import { callRoutes } from './routes/call.js'
+import { eventsRoutes } from './routes/events.js'
+import { healthRoutes } from './routes/health.js'
+import { publishRoutes } from './routes/publish.js'
+import { sessionsRoutes } from './routes/sessions.js'
+
+export interface Bridge {
+  readonly config: BridgeConfig
+  readonly sessions: ReadonlyMap<string, BridgeSession>
+  readonly metrics: BridgeMetrics
+  /** true from the start of the shutdown */
+  readonly draining: boolean
+  /** SSE callers across all sessions */
+  callerCount: () => number
+  /** /readyz 503, new requests refused, SSE callers get `event: shutdown`. Idempotent. */
+  beginShutdown: () => void
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    bridge: Bridge
+  }
+}
+
+export interface AppDeps {
+  logger?: AppLogger
+  /** replaces `new Client(url, options)` (tests, embedding) */
+  createClient?: ClientFactory
+  /** prom-client default process metrics (default true) */
+  defaultMetrics?: boolean
+}
+
+/** Requests still answered while draining. */
+const DRAIN_ALLOWED = new Set(['/healthz', '/readyz', '/metrics'])
+
+export async function buildApp (config: BridgeConfig, deps: AppDeps = {}): Promise<FastifyInstance> {
+  const logger = deps.logger ?? createLogger(config.logLevel)
+  const app: FastifyInstance = Fastify({
+    loggerInstance: logger as FastifyBaseLogger,
+    bodyLimit: config.http.bodyLimitBytes,
+    return503OnClosing: false,
+    // HEAD on the SSE route would open a stream without a body: only the declared methods exist
+    exposeHeadRoutes: false,
+    routerOptions: { maxParamLength: 2048 },
+    // malformed URLs (bad %-escapes) are answered in the catalogue's shape too
+    frameworkErrors: (err, _req, reply) => {
+      void sendHttpError(reply, new HttpError(400, ErrorCode.BAD_REQUEST, err.message))
+    }
+  })
+
+  const sessions = new Map<string, BridgeSession>()
+  const metrics = new BridgeMetrics(() => sessions.values(), deps.defaultMetrics ?? true)
+  let draining = false
+  const bridge: Bridge = {
+    config,
+    sessions,
+    metrics,
+    get draining () { return draining },
+    callerCount: () => {
+      let n = 0
+      for (const s of sessions.values()) n += s.callerCount
+      return n
+    },
+    beginShutdown: () => {
+      if (draining) return
+      draining = true
+      logger.info({ callers: bridge.callerCount() }, 'shutting down: ending streams')
+      for (const s of sessions.values()) s.shutdownCallers()
+    }
+  }
+  for (const [name, sessionConfig] of Object.entries(config.sessions)) {
+    const log = logger.child({ session: name })
+    const opts = { sse: config.sse, metrics, log, ...(deps.createClient !== undefined ? { createClient: deps.createClient } : {}) }
+    sessions.set(name, new BridgeSession(name, sessionConfig, opts))
+  }
+  app.decorate('bridge', bridge)
+
+  // Any content type is read as JSON text (curl -d sends form-urlencoded by default).
+  app.removeAllContentTypeParsers()
+  app.addContentTypeParser('*', { parseAs: 'string' }, (_req, body, done) => {
+    const text = typeof body === 'string' ? body : body.toString('utf8')
+    if (text.trim() === '') {
+      done(new HttpError(400, ErrorCode.BAD_JSON, 'The request body must be a JSON value (the message data)'), undefined)
+      return
+    }
+    try {
+      done(null, JSON.parse(text))
+    } catch (err) {
+      done(new HttpError(400, ErrorCode.BAD_JSON, `The request body is not valid JSON: ${(err as Error).message}`), undefined)
+    }
+  })
+
+  installErrorHandlers(app)
+
+  app.addHook('onRequest', async (req, reply) => {
+    if (!draining) return
+    const path = req.url.split('?')[0] ?? ''
+    if (DRAIN_ALLOWED.has(path)) return
+    reply.header('Connection', 'close')
+    return sendHttpError(reply, new HttpError(503, ErrorCode.SHUTTING_DOWN, 'The bridge is shutting down', { headers: { 'Retry-After': '1' } }))
+  })
+
+  app.addHook('onReady', async () => {
+    for (const s of sessions.values()) s.start()
+  })
+  app.addHook('preClose', async () => {
+    bridge.beginShutdown()
+  })
+  app.addHook('onClose', async () => {
+    const budget = Math.max(100, config.shutdownTimeoutMs - 500)
+    await Promise.all([...sessions.values()].map(async (s) => { await s.close(budget) }))
+  })
+
+  healthRoutes(app)
+  sessionsRoutes(app)
+  eventsRoutes(app)
+  publishRoutes(app)
+  callRoutes(app)
+  return app
+}

@@ -1,0 +1,87 @@
+#!/usr/bin/env node
+/**
+ * The daemon: load the config (exit 78 when invalid), start the embedded demo upstream when no session is
+ * configured, build the app, listen, and shut down cleanly on SIGTERM/SIGINT within shutdownTimeoutMs.
+ */
+import { CONFIG_EXIT_CODE, loadConfig } from '../config/index.js'
+import { buildApp } from './app.js'
+import type { BridgeConfig } from './config-types.js'
+import { baseUrlOf, demoBanner, startDemoUpstream, wantsDemo, withDemoSession } from './demo.js'
+import type { DemoUpstream } from './demo.js'
+import { createLogger } from './logger.js'
+
+async function main (): Promise<void> {
+  const loaded = loadConfig({ argv: process.argv.slice(2), env: process.env, cwd: process.cwd() })
+  if (!loaded.ok) {
+    process.stderr.write(ensureNewline(loaded.text))
+    process.exitCode = CONFIG_EXIT_CODE
+    return
+  }
+  if (loaded.action !== 'run') {
+    process.stdout.write(ensureNewline(loaded.text ?? ''))
+    process.exitCode = 0
+    return
+  }
+  let config: BridgeConfig = loaded.config
+  const logger = createLogger(config.logLevel)
+  process.on('unhandledRejection', (err) => { logger.error({ err }, 'unhandled rejection') })
+
+  let demo: DemoUpstream | null = null
+  if (wantsDemo(config)) {
+    demo = await startDemoUpstream({ host: '127.0.0.1', port: 0 })
+    config = withDemoSession(config, demo.url)
+    logger.info({ url: demo.url }, 'embedded demo upstream started')
+  }
+
+  const app = await buildApp(config, { logger })
+  try {
+    await app.listen({ host: config.listen.host, port: config.listen.port })
+  } catch (err) {
+    logger.fatal({ err }, 'cannot listen')
+    await app.close().catch(() => {})
+    await demo?.close()
+    process.exit(1)
+  }
+  const addr = app.server.address()
+  const port = typeof addr === 'object' && addr !== null ? addr.port : config.listen.port
+  logger.info({ host: config.listen.host, port, sessions: Object.keys(config.sessions) }, 'cometd-bridge listening')
+  if (demo !== null) process.stderr.write(demoBanner(baseUrlOf(config.listen.host, port)))
+
+  let stopping = false
+  const stop = (signal: string): void => {
+    if (stopping) {
+      logger.warn({ signal }, 'second signal: exiting now')
+      process.exit(0)
+    }
+    stopping = true
+    const started = Date.now()
+    logger.info({ signal, shutdownTimeoutMs: config.shutdownTimeoutMs }, 'shutting down')
+    const deadline = setTimeout(() => {
+      logger.error({ elapsedMs: Date.now() - started }, 'shutdown deadline reached: exiting anyway')
+      process.exit(0)
+    }, Math.max(100, config.shutdownTimeoutMs - 100))
+    deadline.unref()
+    app.bridge.beginShutdown()
+    void (async () => {
+      try {
+        await app.close()
+        await demo?.close()
+      } catch (err) {
+        logger.error({ err }, 'error during shutdown')
+      }
+      logger.info({ elapsedMs: Date.now() - started }, 'shutdown complete')
+      process.exit(0)
+    })()
+  }
+  process.on('SIGTERM', () => { stop('SIGTERM') })
+  process.on('SIGINT', () => { stop('SIGINT') })
+}
+
+function ensureNewline (text: string): string {
+  return text === '' || text.endsWith('\n') ? text : text + '\n'
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`cometd-bridge: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`)
+  process.exit(1)
+})

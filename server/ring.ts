@@ -1,0 +1,63 @@
+/**
+ * The session's replay buffer: the last `capacity` messages, each with its consecutive sequence number and its
+ * SSE frame (serialized once, shared by every caller and every replay).
+ */
+export interface RingEntry {
+  seq: number
+  channel: string
+  /** the complete SSE frame: `id: …\nevent: message\ndata: …\n\n` */
+  frame: Buffer
+}
+
+export class Ring {
+  readonly capacity: number
+  readonly #items: Array<RingEntry | undefined>
+  #start = 0
+  #size = 0
+
+  constructor (capacity: number) {
+    this.capacity = Math.max(0, Math.floor(capacity))
+    this.#items = new Array<RingEntry | undefined>(this.capacity)
+  }
+
+  get size (): number { return this.#size }
+
+  /** Sequence number of the oldest entry held, or null when empty. */
+  get firstSeq (): number | null { return this.#size === 0 ? null : this.#at(0).seq }
+
+  /** Sequence number of the newest entry held, or null when empty. */
+  get lastSeq (): number | null { return this.#size === 0 ? null : this.#at(this.#size - 1).seq }
+
+  /** Appends; sequence numbers must increase by one. Returns the entry pushed out, if any. */
+  push (entry: RingEntry): RingEntry | undefined {
+    if (this.capacity === 0) return entry
+    const last = this.lastSeq
+    if (last !== null && entry.seq !== last + 1) throw new Error(`ring: sequence ${entry.seq} after ${last}`)
+    if (this.#size < this.capacity) {
+      this.#items[(this.#start + this.#size) % this.capacity] = entry
+      this.#size++
+      return undefined
+    }
+    const evicted = this.#items[this.#start]
+    this.#items[this.#start] = entry
+    this.#start = (this.#start + 1) % this.capacity
+    return evicted
+  }
+
+  /** Entries with seq > `afterSeq`, oldest first, optionally filtered. */
+  since (afterSeq: number, filter?: (entry: RingEntry) => boolean): RingEntry[] {
+    const first = this.firstSeq
+    if (first === null) return []
+    const out: RingEntry[] = []
+    const from = Math.max(0, afterSeq + 1 - first)
+    for (let i = from; i < this.#size; i++) {
+      const entry = this.#at(i)
+      if (filter === undefined || filter(entry)) out.push(entry)
+    }
+    return out
+  }
+
+  #at (i: number): RingEntry {
+    return this.#items[(this.#start + i) % this.capacity]!
+  }
+}

@@ -1,0 +1,30 @@
+/** GET /healthz (alive), GET /readyz (every session connected with its permanent subscriptions), GET /metrics. */
+import type { FastifyInstance } from 'fastify'
+import { ErrorCode } from '../errors.js'
+
+export function healthRoutes (app: FastifyInstance): void {
+  app.get('/healthz', async () => ({ status: 'ok', uptimeSeconds: Math.round(process.uptime()) }))
+
+  app.get('/readyz', async (_req, reply) => {
+    const sessions: Record<string, { ready: boolean, reason?: string }> = {}
+    const problems: string[] = []
+    for (const session of app.bridge.sessions.values()) {
+      const r = session.readiness()
+      sessions[session.name] = r
+      if (!r.ready) problems.push(`${session.name}: ${r.reason}`)
+    }
+    if (app.bridge.draining) problems.unshift('shutting down')
+    if (problems.length === 0) return { ready: true, sessions }
+    return reply.code(503).header('Retry-After', '1').send({
+      error: app.bridge.draining ? ErrorCode.SHUTTING_DOWN : ErrorCode.NOT_READY,
+      message: problems.join('; '),
+      sessions
+    })
+  })
+
+  app.get('/metrics', async (_req, reply) => {
+    const registry = app.bridge.metrics.registry
+    const text = await registry.metrics()
+    return reply.type(registry.contentType).send(text)
+  })
+}

@@ -1,0 +1,392 @@
+/**
+ * One configured upstream session: a client-core Client opened at start-up (retried with backoff until it
+ * works, then kept alive by the client itself), its ref-counted upstream subscriptions, the resume ring, and
+ * the fan-out of every upstream message to the matching SSE callers. Each message is serialized once.
+ */
+import { randomBytes } from 'node:crypto'
+import type { ServerResponse } from 'node:http'
+import { Client, ServerError } from '../client-core/index.js'
+import type { ClientOptions, HandshakeEvent, Message, StateChange } from '../client-core/index.js'
+import { Caller } from './caller.js'
+import type { CloseReason } from './caller.js'
+import { isMeta, matchingPatterns } from './channels.js'
+import type { SessionConfig, SseConfig } from './config-types.js'
+import { ErrorCode, HttpError } from './errors.js'
+import type { BridgeMetrics } from './metrics.js'
+import { formatId, planResume } from './resume.js'
+import { Ring } from './ring.js'
+import { messageFrame, sseFrame } from './sse.js'
+import { mapUpstreamError, unavailable } from './upstream-errors.js'
+import { DeadlineError, UpstreamSubscriptions, errorText, withDeadline } from './upstream-subs.js'
+import type { Listener } from './upstream-subs.js'
+import type { AppLogger } from './logger.js'
+import { sessionView } from './session-view.js'
+import type { LastError, SessionStats, SessionView } from './session-view.js'
+
+export type ClientFactory = (url: string, options: ClientOptions) => Client
+
+export interface SessionOptions {
+  sse: SseConfig
+  metrics: BridgeMetrics
+  log: AppLogger
+  createClient?: ClientFactory
+}
+
+/** `afterId`: the stream continues after this id (what a caller already has), null = from the start */
+export type AttachResult = { caller: Caller, afterId: string | null } | { error: HttpError } | { gone: true }
+
+const OPEN_RETRY_MIN_MS = 500
+const OPEN_RETRY_MAX_MS = 30_000
+
+export class BridgeSession {
+  readonly name: string
+  readonly config: SessionConfig
+  /** changes on every start: ids of an earlier run are unknown */
+  readonly epoch = Date.now().toString(36) + randomBytes(3).toString('hex')
+  readonly ring: Ring
+  readonly client: Client
+  readonly stats: SessionStats = {
+    eventsIn: 0, eventsOut: 0, callersTotal: 0, slowDrops: 0, gaps: 0, handshakes: 0, rehandshakes: 0,
+    reconnects: 0, publishes: 0, publishFailures: 0, calls: 0, callFailures: 0
+  }
+
+  lastError: LastError | null = null
+  lastMessageAt: number | null = null
+  readonly #o: SessionOptions
+  readonly #subs: UpstreamSubscriptions
+  readonly #callers = new Set<Caller>()
+  readonly #byPattern = new Map<string, Set<Caller>>()
+  readonly #seen = new WeakSet<object>()
+  #seq = 0
+  #rehandshakeSeq: number | null = null
+  #closing = false
+  #opening = false
+  #openAttempt = 0
+  #openTimer: NodeJS.Timeout | null = null
+  #nextOpenAt: number | null = null
+  #downAnnounced = false
+  #everConnected = false
+
+  constructor (name: string, config: SessionConfig, options: SessionOptions) {
+    this.name = name
+    this.config = config
+    this.#o = options
+    this.ring = new Ring(config.bufferSize)
+    const log = options.log
+    const clientOptions: ClientOptions = {
+      connectionTypes: config.connectionTypes,
+      connectionTimeoutMs: config.connectionTimeoutMs,
+      maxNetworkDelayMs: config.maxNetworkDelayMs,
+      headers: { ...config.headers },
+      logger: log.child({ component: 'client' })
+    }
+    if (config.tls !== undefined && config.tls !== null) clientOptions.tls = config.tls as ClientOptions['tls']
+    this.client = (options.createClient ?? ((url, opts) => new Client(url, opts)))(config.url, clientOptions)
+    this.#subs = new UpstreamSubscriptions({
+      listener: this.#onMessage,
+      lingerMs: config.unsubscribeLingerMs,
+      opTimeoutMs: config.maxNetworkDelayMs + config.connectionTimeoutMs,
+      currentSeq: () => this.#seq,
+      isRefusal: (err) => err instanceof ServerError,
+      log,
+      onLost: (pattern, error) => { this.#announceLost(pattern, error) }
+    })
+    for (const pattern of config.subscribe) this.#subs.hold(pattern)
+    this.client.on('state', (e: StateChange) => { this.#onState(e) })
+    this.client.on('handshake', (e: HandshakeEvent) => { this.#onHandshake(e) })
+    this.client.on('resubscribeFailed', (e: { channel: string, error: unknown }) => { this.#subs.lost(e.channel, e.error) })
+    this.client.on('transportError', (err: unknown) => {
+      this.#setError(err)
+      log.debug({ err }, 'upstream transport error')
+    })
+  }
+
+  get state (): string { return this.client.state }
+  get seq (): number { return this.#seq }
+  get callerCount (): number { return this.#callers.size }
+  get upstreamSubscriptionCount (): number { return this.#subs.size }
+  get bufferedCount (): number { return this.ring.size }
+  get lastId (): string | null { return this.#seq === 0 ? null : formatId(this.epoch, this.#seq) }
+
+  /** Starts opening the upstream session in the background (retried with backoff until it works). */
+  start (): void {
+    void this.#tryOpen()
+  }
+
+  /** Ready = connected and every permanent subscription confirmed. */
+  readiness (): { ready: true } | { ready: false, reason: string } {
+    if (this.#closing) return { ready: false, reason: 'shutting down' }
+    if (this.client.state !== 'connected') return { ready: false, reason: `upstream ${this.client.state}` }
+    const missing = this.#subs.unconfirmedPermanent()
+    if (missing.length > 0) return { ready: false, reason: `subscriptions not confirmed: ${missing.join(', ')}` }
+    return { ready: true }
+  }
+
+  /** Seconds a caller should wait before retrying a request refused because the upstream is down. */
+  retryAfterSeconds (): number {
+    if (this.#nextOpenAt === null) return 1
+    return Math.min(60, Math.max(1, Math.ceil((this.#nextOpenAt - Date.now()) / 1000)))
+  }
+
+  /**
+   * Registers an SSE caller: plans the resume (gap + replay), registers it for live messages, then waits (at
+   * most `waitMs`) for its upstream subscriptions. A refused subscription → a JSON 4xx instead of the stream.
+   * The caller is returned not started: the route hijacks the reply, then calls `caller.start()`.
+   */
+  async attach (res: ServerResponse, patterns: string[], lastEventId: string | null, waitMs: number): Promise<AttachResult> {
+    const caller = new Caller(res, patterns, this.#o.sse, lastEventId, (c, reason) => { this.#detach(c, reason) })
+    const plan = planResume({
+      epoch: this.epoch,
+      seq: this.#seq,
+      ring: this.ring,
+      rehandshakeSeq: this.#rehandshakeSeq,
+      coveredSince: (p, s) => this.#subs.coveredSince(p, s)
+    }, lastEventId, patterns)
+    if (plan.gap !== null) {
+      this.stats.gaps++
+      this.#o.metrics.gaps.inc({ session: this.name, reason: plan.gap.reason })
+      caller.send(sseFrame('gap', plan.gap), undefined, false)
+    }
+    for (const entry of plan.replay) caller.send(entry.frame, formatId(this.epoch, entry.seq), false)
+    caller.lastSeq = this.#seq
+    this.#callers.add(caller)
+    for (const p of patterns) {
+      let set = this.#byPattern.get(p)
+      if (set === undefined) this.#byPattern.set(p, set = new Set())
+      set.add(caller)
+    }
+    const pending = patterns.map((p) => this.#subs.acquire(p))
+    if (this.client.state !== 'connected') {
+      caller.send(sseFrame('upstream', this.#upstreamData('down', 'not connected')), undefined, false)
+      this.#downAnnounced = true
+    }
+    const outcomes = await Promise.all(pending.map(async (p) => {
+      try {
+        return await withDeadline(p, waitMs, 'subscription')
+      } catch {
+        return { status: 'pending' as const }
+      }
+    }))
+    if (caller.closed) return { gone: true }
+    const refused = outcomes.findIndex((o) => o.status === 'refused')
+    if (refused >= 0) {
+      const outcome = outcomes[refused] as { status: 'refused', error: unknown }
+      caller.discard()
+      const mapped = mapUpstreamError(outcome.error, this.name, 'publish', this.retryAfterSeconds())
+      const status = mapped.statusCode === 403 ? 403 : mapped.statusCode >= 500 ? 502 : mapped.statusCode
+      return {
+        error: new HttpError(status, status === 403 ? ErrorCode.UPSTREAM_DENIED : ErrorCode.UPSTREAM_REJECTED,
+          `The upstream server refused the subscription to ${patterns[refused] ?? ''}`, { details: mapped.details })
+      }
+    }
+    this.stats.callersTotal++
+    this.#o.metrics.callersTotal.inc({ session: this.name })
+    return { caller, afterId: plan.afterSeq === 0 ? null : formatId(this.epoch, plan.afterSeq) }
+  }
+
+  async publish (channel: string, data: unknown, timeoutMs: number): Promise<Message> {
+    if (this.#closing || this.client.state !== 'connected') {
+      throw unavailable(this.name, `upstream ${this.client.state}`, this.retryAfterSeconds())
+    }
+    try {
+      const reply = await withDeadline(this.client.publish(channel, data), timeoutMs, 'publish')
+      this.stats.publishes++
+      return reply
+    } catch (err) {
+      this.stats.publishFailures++
+      throw mapUpstreamError(err, this.name, 'publish', this.retryAfterSeconds())
+    }
+  }
+
+  async call (channel: string, data: unknown, timeoutMs: number): Promise<unknown> {
+    if (this.#closing || this.client.state !== 'connected') {
+      throw unavailable(this.name, `upstream ${this.client.state}`, this.retryAfterSeconds())
+    }
+    try {
+      // client-core has its own timeout; ours is a backstop a little later
+      const data2 = await withDeadline(this.client.remoteCall(channel, data, { timeoutMs }), timeoutMs + 1_000, 'call')
+      this.stats.calls++
+      return data2
+    } catch (err) {
+      this.stats.callFailures++
+      throw mapUpstreamError(err, this.name, 'call', this.retryAfterSeconds())
+    }
+  }
+
+  /** Sends `event: shutdown` to every caller and closes them. */
+  shutdownCallers (): void {
+    for (const caller of [...this.#callers]) {
+      const retry = this.#o.sse.retryMs
+      caller.shutdown(retry + Math.round(Math.random() * retry))
+    }
+  }
+
+  /** Stops retrying, ends the callers, and closes the client (sends /meta/disconnect) within `deadlineMs`. */
+  async close (deadlineMs: number): Promise<void> {
+    if (this.#closing) return
+    this.#closing = true
+    if (this.#openTimer !== null) clearTimeout(this.#openTimer)
+    this.#openTimer = null
+    this.#subs.close()
+    this.shutdownCallers()
+    try {
+      await withDeadline(this.client.close(), deadlineMs, 'close')
+      this.#o.log.info('upstream session closed')
+    } catch (err) {
+      this.#o.log.warn({ err }, 'upstream close did not complete')
+    }
+  }
+
+  view (): SessionView {
+    return sessionView(this, this.#subs.view(), (p) => this.#byPattern.get(p)?.size ?? 0, this.readiness())
+  }
+
+  readonly #onMessage: Listener = (msg) => {
+    try {
+      if (this.#closing || typeof msg !== 'object' || msg === null) return
+      // one message delivered to several matching subscriptions is ingested once
+      if (this.#seen.has(msg)) return
+      this.#seen.add(msg)
+      const channel = msg.channel
+      if (typeof channel !== 'string' || isMeta(channel)) return
+      const seq = this.#seq + 1
+      const id = formatId(this.epoch, seq)
+      const frame = messageFrame(id, channel, msg.data, msg.ext)
+      this.#seq = seq
+      this.lastMessageAt = Date.now()
+      this.ring.push({ seq, channel, frame })
+      this.stats.eventsIn++
+      this.#o.metrics.eventsIn.inc({ session: this.name })
+      let delivered = 0
+      for (const pattern of matchingPatterns(channel)) {
+        const set = this.#byPattern.get(pattern)
+        if (set === undefined) continue
+        for (const caller of set) {
+          if (caller.lastSeq >= seq) continue
+          caller.lastSeq = seq
+          caller.send(frame, id)
+          delivered++
+        }
+      }
+      if (delivered > 0) {
+        this.stats.eventsOut += delivered
+        this.#o.metrics.eventsOut.inc({ session: this.name }, delivered)
+      }
+    } catch (err) {
+      this.#o.log.error({ err }, 'message fan-out failed')
+    }
+  }
+
+  #detach (caller: Caller, reason: CloseReason): void {
+    if (!this.#callers.delete(caller)) return
+    for (const p of caller.patterns) {
+      const set = this.#byPattern.get(p)
+      set?.delete(caller)
+      if (set?.size === 0) this.#byPattern.delete(p)
+      this.#subs.release(p)
+    }
+    this.#o.log.info({ caller: caller.id, reason, lastEventId: caller.lastWrittenId, durationMs: Date.now() - caller.createdAt }, 'stream closed')
+    if (reason === 'slow') {
+      this.stats.slowDrops++
+      this.#o.metrics.slowDrops.inc({ session: this.name, reason: caller.slowReason ?? 'unknown' })
+      this.#o.log.warn({ caller: caller.id, reason: caller.slowReason, lastEventId: caller.lastWrittenId, maxQueuedBytes: caller.maxQueuedBytes }, 'slow caller dropped')
+    }
+  }
+
+  async #tryOpen (): Promise<void> {
+    this.#openTimer = null
+    if (this.#closing || this.#opening) return
+    // open() only from 'disconnected': otherwise an earlier attempt is still going, or the client is up
+    if (this.client.state !== 'disconnected') return
+    this.#opening = true
+    const budget = 2 * (this.config.connectionTimeoutMs + this.config.maxNetworkDelayMs)
+    try {
+      await withDeadline(this.client.open(), budget, 'open')
+      this.#openAttempt = 0
+      this.#nextOpenAt = null
+      this.#o.log.info({ clientId: this.client.clientId, connectionType: this.client.connectionType }, 'upstream session open')
+      if (!this.#closing) this.#subs.usable(this.client)
+    } catch (err) {
+      this.#setError(err)
+      if (this.#closing) return
+      // our deadline passed while the client still tries: stop that attempt before the next one
+      if (err instanceof DeadlineError) await withDeadline(this.client.close(), this.config.maxNetworkDelayMs, 'close').catch(() => {})
+      const cap = Math.min(OPEN_RETRY_MAX_MS, OPEN_RETRY_MIN_MS * 2 ** Math.min(this.#openAttempt, 10))
+      const delay = Math.round(cap / 2 + Math.random() * cap / 2)
+      this.#openAttempt++
+      this.#o.log.warn({ err, attempt: this.#openAttempt, retryInMs: delay }, 'upstream open failed')
+      this.#scheduleOpen(delay)
+    } finally {
+      this.#opening = false
+    }
+  }
+
+  #scheduleOpen (delay: number): void {
+    if (this.#closing || this.#openTimer !== null) return
+    this.#nextOpenAt = Date.now() + delay
+    this.#openTimer = setTimeout(() => { void this.#tryOpen() }, delay)
+    this.#openTimer.unref()
+  }
+
+  #onState (e: StateChange): void {
+    if (e.error !== undefined) this.#setError(e.error)
+    this.#o.log.info({ from: e.from, to: e.to, reason: e.reason, delayMs: e.delayMs }, 'upstream state')
+    if (e.to === 'reconnecting' && typeof e.delayMs === 'number') this.#nextOpenAt = Date.now() + e.delayMs
+    if (e.to === 'connected') {
+      this.#nextOpenAt = null
+      if (this.#everConnected && e.from !== 'connected') {
+        this.stats.reconnects++
+        this.#o.metrics.reconnects.inc({ session: this.name })
+      }
+      this.#everConnected = true
+      if (this.#downAnnounced) {
+        this.#downAnnounced = false
+        this.#broadcast(sseFrame('upstream', this.#upstreamData('up', e.reason)))
+      }
+      // during open() the client is not yet usable: #tryOpen() hands it over when open() resolves
+      if (!this.#closing && !this.client.closed) this.#subs.usable(this.client)
+      return
+    }
+    if (e.from === 'connected' && !this.#closing && !this.#downAnnounced) {
+      this.#downAnnounced = true
+      this.#broadcast(sseFrame('upstream', this.#upstreamData('down', e.reason, e.error)))
+    }
+    if (e.to === 'disconnected' && !this.#closing && !this.#opening) {
+      // the client gave up by itself (e.g. advice reconnect:none): open again, with backoff
+      this.#subs.unusable()
+      const delay = OPEN_RETRY_MIN_MS + Math.round(Math.random() * OPEN_RETRY_MIN_MS)
+      this.#scheduleOpen(delay)
+    }
+  }
+
+  #onHandshake (e: HandshakeEvent): void {
+    this.stats.handshakes++
+    this.#o.metrics.handshakes.inc({ session: this.name, kind: e.rehandshake ? 'rehandshake' : 'first' })
+    if (!e.rehandshake) return
+    this.stats.rehandshakes++
+    this.#rehandshakeSeq = this.#seq
+    this.#o.log.warn({ clientId: e.clientId }, 'upstream re-handshake: messages may have been missed')
+    this.#broadcast(sseFrame('upstream', { ...this.#upstreamData('rehandshake', 'session lost upstream'), mayHaveMissed: true }))
+  }
+
+  #announceLost (pattern: string, error: unknown): void {
+    const frame = sseFrame('upstream', { ...this.#upstreamData('subscription-lost', errorText(error)), channel: pattern })
+    const set = this.#byPattern.get(pattern)
+    if (set !== undefined) for (const caller of set) caller.send(frame, undefined, false)
+  }
+
+  #upstreamData (status: string, reason: string, error?: unknown): Record<string, unknown> {
+    const data: Record<string, unknown> = { session: this.name, status, state: this.client.state, reason, lastEventId: this.lastId }
+    if (error !== undefined) data.error = errorText(error)
+    return data
+  }
+
+  #broadcast (frame: Buffer): void {
+    for (const caller of this.#callers) caller.send(frame, undefined, false)
+  }
+
+  #setError (err: unknown): void {
+    const code = typeof (err as { code?: unknown })?.code === 'string' ? (err as { code: string }).code : null
+    this.lastError = { message: errorText(err), code, at: new Date().toISOString() }
+  }
+}
