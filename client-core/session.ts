@@ -613,7 +613,15 @@ export class BayeuxSession extends EventEmitter<ClientEvents> {
       let bytes = 0
       while (this.#outbox.length > 0 && batch.length < (this.options.autoBatch ? MAX_BATCH_MESSAGES : 1)) {
         const next = this.#outbox[0]!
-        const size = this.options.stringify(next.message).length
+        let size: number
+        try {
+          size = this.options.stringify(next.message).length
+        } catch (error) {
+          // Data that cannot be serialized (a cycle, a BigInt, nesting deeper than the stack) fails alone.
+          this.#outbox.shift()
+          this.#settle(next, null, new ClientError(`The message for ${next.message.channel} cannot be serialized`, { cause: error }))
+          continue
+        }
         if (batch.length > 0 && bytes + size > MAX_BATCH_BYTES) break
         bytes += size
         batch.push(this.#outbox.shift()!)

@@ -117,6 +117,13 @@ for (const tc of cases) {
       await t.rejects(c.subscribe('/a/**/b'), ClientError)
       await t.rejects(c.subscribe('/meta/handshake'), ClientError)
       t.equal(sent.filter((ch) => ch !== '/meta/connect').length, out, 'nothing was sent')
+      const cyclic: Record<string, unknown> = {}
+      cyclic.self = cyclic
+      await t.rejects(c.publish('/ok/x', cyclic), ClientError, 'data that cannot be serialized fails alone')
+      let deep: unknown = 1
+      for (let i = 0; i < 20_000; i++) deep = [deep]
+      await t.rejects(c.publish('/ok/x', deep), ClientError, 'so does data nested deeper than the stack')
+      t.equal((await c.publish('/ok/x', 'fine')).successful, true, 'the client goes on')
     })
 
     if (tc.services) {
