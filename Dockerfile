@@ -7,6 +7,8 @@
 #     -e COMETD_BRIDGE_CONFIG=/etc/cometd-bridge/bridge.yaml cometd-bridge
 #
 # With no session configured the image runs the embedded demo (see docs/http-api.md).
+# It listens on 0.0.0.0, so it needs caller tokens (-e COMETD_BRIDGE_TOKEN=… or auth.tokens in a file) or an explicit
+# COMETD_BRIDGE_ALLOW_UNAUTHENTICATED=true; otherwise it refuses to start (exit 78). See docs/security.md.
 ARG NODE_VERSION=20
 
 # ---- build: compile TypeScript (dev dependencies needed here only)
@@ -17,7 +19,8 @@ RUN npm ci --ignore-scripts --no-audit --no-fund
 COPY client-core ./client-core
 COPY config ./config
 COPY server ./server
-RUN npx tsc -p tsconfig.build.json
+# the console's static files (server/console) go next to the compiled server, as `npm run build` does
+RUN npx tsc -p tsconfig.build.json && cp -r server/console dist/server/console
 
 # ---- deps: production dependencies only (faye is one: the demo upstream runs on it)
 FROM node:${NODE_VERSION}-bookworm-slim AS deps
@@ -30,12 +33,15 @@ FROM node:${NODE_VERSION}-bookworm-slim
 ENV NODE_ENV=production \
     COMETD_BRIDGE_HOST=0.0.0.0 \
     COMETD_BRIDGE_PORT=8080 \
-    COMETD_BRIDGE_SHUTDOWN_TIMEOUT_MS=8000
+    COMETD_BRIDGE_SHUTDOWN_TIMEOUT_MS=8000 \
+    COMETD_BRIDGE_DATA_DIR=/data
 WORKDIR /app
 COPY --from=deps --chown=root:root /app/node_modules ./node_modules
 COPY --from=build --chown=root:root /app/dist ./dist
 COPY --chown=root:root package.json ./
 # the official image's unprivileged user (uid 1000); the app files stay owned by root, read-only for it
+# replay checkpoints (sessions with replay.enabled): mount a volume here to keep them across containers
+RUN mkdir -p /data && chown node:node /data
 USER node
 EXPOSE 8080
 # SIGTERM starts the graceful shutdown; COMETD_BRIDGE_SHUTDOWN_TIMEOUT_MS (8 s) fits Docker's default 10 s grace

@@ -34,6 +34,19 @@ export const DEFAULT_HTTP_BODY_LIMIT_BYTES = 1_048_576
 export const DEFAULT_HTTP_PUBLISH_TIMEOUT_MS = 10_000
 export const DEFAULT_HTTP_CALL_TIMEOUT_MS = 10_000
 
+export const DEFAULT_DYNAMIC_IDLE_TIMEOUT_MS = 300_000
+export const DEFAULT_DYNAMIC_MAX_PER_TOKEN = 5
+export const DEFAULT_DYNAMIC_MAX_TOTAL = 50
+
+// issue 6: reliable delivery (replay checkpoints, upstream tokens)
+export const DEFAULT_DATA_DIR = './data'
+export const DEFAULT_CHECKPOINT_INTERVAL_MS = 200
+export const DEFAULT_REPLAY_START = -1
+export const DEFAULT_REPLAY_FALLBACK = -2
+export const DEFAULT_DEEP_RESUME_MAX_CLIENTS = 1
+export const DEFAULT_DEEP_RESUME_TIMEOUT_MS = 120_000
+export const DEFAULT_TOKEN_TIMEOUT_MS = 10_000
+
 /** Inclusive [min, max] of every integer option. */
 export const LIMITS = {
   port: [0, 65_535],
@@ -49,5 +62,13 @@ export const LIMITS = {
   maxCallers: [1, 1_000_000],
   bodyLimitBytes: [1, 104_857_600],
   publishTimeoutMs: [100, 600_000],
-  callTimeoutMs: [100, 600_000]
+  callTimeoutMs: [100, 600_000],
+  idleTimeoutMs: [100, 604_800_000],
+  maxPerToken: [1, 100_000],
+  maxTotal: [1, 100_000],
+  // issue 6
+  checkpointIntervalMs: [0, 60_000],
+  deepResumeMaxClients: [0, 100],
+  deepResumeTimeoutMs: [1_000, 3_600_000],
+  tokenTimeoutMs: [100, 600_000]
 } as const satisfies Record<string, readonly [number, number]>

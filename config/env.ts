@@ -12,7 +12,7 @@ export const ENV_PREFIX = 'COMETD_BRIDGE_'
 export const CONFIG_ENV = 'COMETD_BRIDGE_CONFIG'
 
 /** How the text of a variable becomes a value; the schema then validates it as if it came from a file. */
-type Kind = 'string' | 'int' | 'bool' | 'demo' | 'logLevel' | 'list' | 'headers'
+type Kind = 'string' | 'int' | 'bool' | 'demo' | 'logLevel' | 'list' | 'headers' | 'token'
 
 export interface EnvOption {
   readonly name: string
@@ -45,7 +45,19 @@ export const ENV_OPTIONS: readonly EnvOption[] = [
   { name: 'COMETD_BRIDGE_SSE_MAX_CALLERS', path: ['sse', 'maxCallers'], kind: 'int' },
   { name: 'COMETD_BRIDGE_HTTP_BODY_LIMIT_BYTES', path: ['http', 'bodyLimitBytes'], kind: 'int' },
   { name: 'COMETD_BRIDGE_HTTP_PUBLISH_TIMEOUT_MS', path: ['http', 'publishTimeoutMs'], kind: 'int' },
-  { name: 'COMETD_BRIDGE_HTTP_CALL_TIMEOUT_MS', path: ['http', 'callTimeoutMs'], kind: 'int' }
+  { name: 'COMETD_BRIDGE_HTTP_CALL_TIMEOUT_MS', path: ['http', 'callTimeoutMs'], kind: 'int' },
+  { name: 'COMETD_BRIDGE_TOKEN', path: ['auth', 'tokens'], kind: 'token' },
+  { name: 'COMETD_BRIDGE_ALLOW_QUERY_TOKEN', path: ['auth', 'allowQueryToken'], kind: 'bool' },
+  { name: 'COMETD_BRIDGE_ALLOW_UNAUTHENTICATED', path: ['auth', 'allowUnauthenticated'], kind: 'bool' },
+  // issue 6: reliable delivery
+  { name: 'COMETD_BRIDGE_DATA_DIR', path: ['dataDir'], kind: 'string' },
+  { name: 'COMETD_BRIDGE_CHECKPOINT_INTERVAL_MS', path: ['checkpointIntervalMs'], kind: 'int' },
+  { name: 'COMETD_BRIDGE_ACK', path: [...S, 'ack'], kind: 'bool' },
+  { name: 'COMETD_BRIDGE_REPLAY', path: [...S, 'replay', 'enabled'], kind: 'bool' },
+  { name: 'COMETD_BRIDGE_REPLAY_START', path: [...S, 'replay', 'start'], kind: 'int' },
+  { name: 'COMETD_BRIDGE_REPLAY_FALLBACK', path: [...S, 'replay', 'fallback'], kind: 'int' },
+  { name: 'COMETD_BRIDGE_UPSTREAM_TOKEN_FILE', path: [...S, 'auth', 'tokenFile'], kind: 'string' },
+  { name: 'COMETD_BRIDGE_UPSTREAM_TOKEN_COMMAND', path: [...S, 'auth', 'tokenCommand'], kind: 'string' }
 ]
 
 /** A partial config from one source, with where each value came from. */
@@ -90,6 +102,8 @@ export function convert (kind: Kind, text: string): { value: unknown } | { error
       return { value: kind === 'demo' && lower === 'auto' ? 'auto' : trimmed }
     }
     case 'list': return { value: trimmed.split(',').map((s) => s.trim()).filter((s) => s !== '') }
+    // one token with every right (the sidecar way); replaces auth.tokens like any list
+    case 'token': return { value: [{ name: 'env', token: trimmed, sessions: ['*'], subscribe: ['/**'], publish: ['/**'], console: true, metrics: true, createSessions: true }] }
     case 'headers': {
       let parsed: unknown
       try {

@@ -8,12 +8,15 @@ import { isPlainObject, setOwn } from './vars.js'
 export const REDACTED = '[redacted]'
 
 /** Keys anywhere in the config whose value is a secret. */
-const SECRET_KEY_RE = /token|secret|passw(or)?d|passphrase|api[-_]?key|credential|private[-_]?key/i
+const SECRET_KEY_RE = /token|secret|passw(or)?d|passphrase|api[-_]?key|credential|private[-_]?key|sha256/i
 /** Header names whose value is a secret (Authorization, Proxy-Authorization, Cookie, X-Auth-Token, X-Api-Key…). */
 const SECRET_HEADER_RE = /auth|cookie|token|secret|passw|api[-_]?key|credential|session|signature/i
 
+/** Secret-looking names whose value is not a secret: where a token comes from (issue 6, sessions.*.auth). */
+const NOT_SECRET_KEYS = new Set(['tokenFile', 'tokenUrl'])
+
 export function isSecretKey (key: string): boolean {
-  return SECRET_KEY_RE.test(key)
+  return SECRET_KEY_RE.test(key) && !NOT_SECRET_KEYS.has(key)
 }
 
 export function isSecretHeader (name: string): boolean {
@@ -48,7 +51,10 @@ function walk (value: unknown, path: readonly string[]): unknown {
   const out: Record<string, unknown> = {}
   for (const [key, child] of Object.entries(value)) {
     const isSessionName = path.length === 1 && parent === 'sessions'
-    const secret = !isSessionName && (parent === 'headers' ? isSecretHeader(key) : isSecretKey(key))
+    // a secret-named key hides its text; lists and mappings under it (auth.tokens) are walked, flags are shown
+    // (numbers too, except limits such as dynamicSessions.maxPerToken)
+    const secret = !isSessionName && (typeof child === 'string' || (typeof child === 'number' && !/^(max|min)[A-Z]/.test(key))) &&
+      (parent === 'headers' ? isSecretHeader(key) : isSecretKey(key))
     setOwn(out, key, secret ? REDACTED : walk(child, [...path, key]))
   }
   return out

@@ -6,6 +6,8 @@
 import { z } from 'zod'
 import { channelProblem, channelKind } from '../client-core/protocol/channel.js'
 import * as D from './defaults.js'
+import { authSchema, dynamicSessionsSchema, unauthenticatedListenProblem } from './auth-schema.js'
+import { reliableSessionKeys, reliableTopKeys, sessionAuthProblem } from './reliable-schema.js'
 
 type Limit = keyof typeof D.LIMITS
 
@@ -114,8 +116,12 @@ export const sessionSchema = z.strictObject({
   maxNetworkDelayMs: int('maxNetworkDelayMs', D.DEFAULT_MAX_NETWORK_DELAY_MS),
   connectionTimeoutMs: int('connectionTimeoutMs', D.DEFAULT_CONNECTION_TIMEOUT_MS),
   unsubscribeLingerMs: int('unsubscribeLingerMs', D.DEFAULT_UNSUBSCRIBE_LINGER_MS),
-  tls: tlsSchema.prefault({})
-}, { error: (iss) => (iss.code === 'invalid_type' ? 'a session must be a mapping with at least a url' : undefined) })
+  tls: tlsSchema.prefault({}),
+  ...reliableSessionKeys
+}, { error: (iss) => (iss.code === 'invalid_type' ? 'a session must be a mapping with at least a url' : undefined) }).superRefine((session, ctx) => {
+  const problem = sessionAuthProblem(session)
+  if (problem !== null) ctx.addIssue({ code: 'custom', path: ['headers'], message: problem })
+})
 
 const sessionName = z.string()
   .regex(D.SESSION_NAME_RE, { error: 'a session name must match /^[A-Za-z0-9_-]{1,64}$/' })
@@ -150,8 +156,14 @@ export const configSchema = z.strictObject({
     .default(() => ({})),
   sse: sseSchema.prefault({}),
   http: httpSchema.prefault({}),
-  shutdownTimeoutMs: int('shutdownTimeoutMs', D.DEFAULT_SHUTDOWN_TIMEOUT_MS)
-}, { error: 'the configuration must be a mapping (an object)' })
+  shutdownTimeoutMs: int('shutdownTimeoutMs', D.DEFAULT_SHUTDOWN_TIMEOUT_MS),
+  auth: authSchema.prefault({}),
+  dynamicSessions: dynamicSessionsSchema.prefault({}),
+  ...reliableTopKeys
+}, { error: 'the configuration must be a mapping (an object)' }).superRefine((config, ctx) => {
+  const problem = unauthenticatedListenProblem(config)
+  if (problem !== null) ctx.addIssue({ code: 'custom', path: ['listen', 'host'], message: problem })
+}, ALWAYS)
 
 /** The validated, defaulted configuration the daemon runs with. */
 export type Config = z.output<typeof configSchema>
@@ -164,6 +176,9 @@ export type SseConfig = Config['sse']
 export type HttpConfig = Config['http']
 export type LogLevel = Config['logLevel']
 export type DemoMode = Config['demo']
+export type AuthConfig = Config['auth']
+export type TokenConfig = AuthConfig['tokens'][number]
+export type DynamicSessionsConfig = Config['dynamicSessions']
 export type ConfigConnectionType = SessionConfig['connectionTypes'][number]
 
 /** `demo: auto` means the embedded demo upstream runs only when no session is configured. */

@@ -14,12 +14,20 @@ import { createLogger } from './logger.js'
 import type { AppLogger } from './logger.js'
 import { BridgeMetrics } from './metrics.js'
 import { BridgeSession } from './session.js'
+import { checkDataDir } from './checkpoint.js'
+import { DEFAULT_DATA_DIR } from './reliable.js'
 import type { ClientFactory } from './session.js'
 import { callRoutes } from './routes/call.js'
 import { eventsRoutes } from './routes/events.js'
 import { healthRoutes } from './routes/health.js'
 import { publishRoutes } from './routes/publish.js'
 import { sessionsRoutes } from './routes/sessions.js'
+// issue 7: WebSocket, auth/ACL, dynamic sessions, console
+import websocket from '@fastify/websocket'
+import { AccessControl, installAuth } from './auth.js'
+import { installDynamicSessions } from './dynamic.js'
+import { consoleAuthHooks, consoleRoutes, loadConsoleAssets } from './routes/console.js'
+import { wsRoutes } from './routes/ws.js'
 
 export interface Bridge {
   readonly config: BridgeConfig
@@ -87,10 +95,28 @@ export async function buildApp (config: BridgeConfig, deps: AppDeps = {}): Promi
   }
   for (const [name, sessionConfig] of Object.entries(config.sessions)) {
     const log = logger.child({ session: name })
-    const opts = { sse: config.sse, metrics, log, ...(deps.createClient !== undefined ? { createClient: deps.createClient } : {}) }
+    const opts = {
+      sse: config.sse,
+      metrics,
+      log,
+      ...(deps.createClient !== undefined ? { createClient: deps.createClient } : {}),
+      // issue 6: replay checkpoints
+      dataDir: config.dataDir,
+      checkpointIntervalMs: config.checkpointIntervalMs
+    }
+    if (sessionConfig.replay?.enabled === true) checkDataDir(config.dataDir ?? DEFAULT_DATA_DIR)
     sessions.set(name, new BridgeSession(name, sessionConfig, opts))
   }
   app.decorate('bridge', bridge)
+  // issue 7: before any route (it intercepts upgrades); streams end with their own shutdown frame (close 1001)
+  await app.register(websocket, {
+    options: { maxPayload: config.http.bodyLimitBytes + 1024, perMessageDeflate: false },
+    errorHandler: (err, socket, req) => { req.log.debug({ err }, 'websocket error'); socket.terminate() },
+    preClose: function (this: FastifyInstance, done: (err?: Error) => void) {
+      bridge.beginShutdown()
+      this.websocketServer.close(() => { done() })
+    }
+  })
 
   // Any content type is read as JSON text (curl -d sends form-urlencoded by default).
   app.removeAllContentTypeParsers()
@@ -117,6 +143,10 @@ export async function buildApp (config: BridgeConfig, deps: AppDeps = {}): Promi
     return sendHttpError(reply, new HttpError(503, ErrorCode.SHUTTING_DOWN, 'The bridge is shutting down', { headers: { 'Retry-After': '1' } }))
   })
 
+  // issue 7: authentication and authorization of every request (auth.ts), after the draining check
+  const consoleAssets = loadConsoleAssets()
+  installAuth(app, new AccessControl(config.auth), consoleAuthHooks(consoleAssets))
+
   app.addHook('onReady', async () => {
     for (const s of sessions.values()) s.start()
   })
@@ -133,5 +163,8 @@ export async function buildApp (config: BridgeConfig, deps: AppDeps = {}): Promi
   eventsRoutes(app)
   publishRoutes(app)
   callRoutes(app)
+  wsRoutes(app)
+  consoleRoutes(app, consoleAssets)
+  installDynamicSessions(app, { sessions, metrics, logger, ...(deps.createClient !== undefined ? { createClient: deps.createClient } : {}) })
   return app
 }

@@ -1,11 +1,15 @@
 /**
- * One SSE caller: its own bounded byte queue in front of the socket and a write deadline. Writing never blocks
- * the session: frames are handed to the socket while it accepts them and queued otherwise. A caller that falls
- * behind (queue over `maxQueueBytes`, or the socket not draining within `writeTimeoutMs`) gets a final
- * `event: slow` carrying the id of the last message written to it, and is closed.
+ * One streaming caller (SSE, NDJSON or WebSocket): its own bounded byte queue in front of the socket and a write
+ * deadline. Writing never blocks the session: frames are handed to the socket while it accepts them and queued
+ * otherwise. A caller that falls behind (queue over `maxQueueBytes`, or the socket not draining within
+ * `writeTimeoutMs`) gets a final `slow` event carrying the id of the last message written to it, and is closed
+ * (WebSocket: close code 1013). The framing is the sink's (sinks.ts): one queue/deadline implementation for all.
  */
 import type { ServerResponse } from 'node:http'
-import { SSE_HEADERS, SSE_HEARTBEAT, sseFrame, sseRetry } from './sse.js'
+import type { CallerFormat, Frame } from './frames.js'
+import { HttpSink } from './sinks.js'
+import type { CallerSink } from './sinks.js'
+import { sseFrame } from './sse.js'
 
 export interface CallerOptions {
   maxQueueBytes: number
@@ -30,10 +34,11 @@ let nextCallerId = 1
 export class Caller {
   readonly id = nextCallerId++
   readonly createdAt = Date.now()
-  readonly patterns: readonly string[]
+  readonly format: CallerFormat
   /** highest message sequence number queued to this caller (fan-out dedupe across patterns) */
   lastSeq = 0
-  #res: ServerResponse
+  readonly #patterns: string[]
+  readonly #sink: CallerSink
   readonly #options: CallerOptions
   readonly #queue: Queued[] = []
   #head = 0
@@ -50,16 +55,37 @@ export class Caller {
   #heartbeat: NodeJS.Timeout | null = null
   readonly #onClose: (caller: Caller, reason: CloseReason) => void
 
-  constructor (res: ServerResponse, patterns: readonly string[], options: CallerOptions, lastEventId: string | null,
+  /** `target`: an HTTP response (streamed as SSE) or any sink (NDJSON response, WebSocket). */
+  constructor (target: ServerResponse | CallerSink, patterns: readonly string[], options: CallerOptions, lastEventId: string | null,
     onClose: (caller: Caller, reason: CloseReason) => void) {
-    this.#res = res
-    this.patterns = patterns
+    const sink = isSink(target) ? target : new HttpSink(target, 'sse')
+    this.#sink = sink
+    this.format = sink.format
+    this.#patterns = [...patterns]
     this.#options = options
     this.#lastWrittenId = lastEventId
     this.#onClose = onClose
-    res.on('close', () => { this.#finish('client') })
-    res.on('error', () => { this.#finish('error') })
-    res.on('drain', () => { this.#onDrain() })
+    sink.onClose(() => { this.#finish('client') })
+    sink.onError(() => { this.#finish('error') })
+    sink.onDrain(() => { this.#onDrain() })
+  }
+
+  /** The channel patterns this caller receives (a WebSocket caller's change with its subscriptions). */
+  get patterns (): readonly string[] { return this.#patterns }
+
+  /** Adds a pattern; false when already held. */
+  addPattern (pattern: string): boolean {
+    if (this.#patterns.includes(pattern)) return false
+    this.#patterns.push(pattern)
+    return true
+  }
+
+  /** Removes a pattern; false when not held. */
+  removePattern (pattern: string): boolean {
+    const i = this.#patterns.indexOf(pattern)
+    if (i < 0) return false
+    this.#patterns.splice(i, 1)
+    return true
   }
 
   get closed (): boolean { return this.#closed }
@@ -70,31 +96,32 @@ export class Caller {
   get lastWrittenId (): string | null { return this.#lastWrittenId }
   get slowReason (): SlowReason | null { return this.#slowReason }
 
-  /** Writes the status line, headers and `retry:`, then whatever was queued before. */
+  /** Writes the status line, headers and (SSE) `retry:`, then whatever was queued before. */
   start (extraHeaders: Record<string, string> = {}): void {
     if (this.#closed || this.#started) return
     this.#started = true
-    this.#res.writeHead(200, { ...SSE_HEADERS, ...extraHeaders })
-    this.#write(sseRetry(this.#options.retryMs), undefined)
+    const first = this.#sink.open(extraHeaders, this.#options.retryMs)
+    if (first !== null) this.#writeBytes(first, undefined)
     const hb = Math.max(10, this.#options.heartbeatMs)
     this.#heartbeat = setInterval(() => { this.#beat() }, hb)
     this.#heartbeat.unref()
     this.#flush()
   }
 
-  /** Queues a frame (a message when `id` is set). Never throws, never blocks. */
-  send (frame: Buffer, id?: string, counted = true): void {
+  /** Queues a frame (a message when `id` is set), rendered in this caller's format. Never throws, never blocks. */
+  send (frame: Frame, id?: string, counted = true): void {
     if (this.#closed) return
+    const bytes = frame.bytes(this.format)
     if (!this.#started || this.#waitingDrain || this.#head < this.#queue.length) {
-      this.#queue.push({ frame, id, counted })
+      this.#queue.push({ frame: bytes, id, counted })
       if (counted) {
-        this.#queuedBytes += frame.length
+        this.#queuedBytes += bytes.length
         if (this.#queuedBytes > this.#maxQueuedBytes) this.#maxQueuedBytes = this.#queuedBytes
         if (this.#queuedBytes > this.#options.maxQueueBytes) this.slow('queue-full')
       }
       return
     }
-    this.#write(frame, id)
+    this.#writeBytes(bytes, id)
   }
 
   /** Drops the caller: final `event: slow` (after what was already written), then close. */
@@ -103,7 +130,7 @@ export class Caller {
     this.#slowReason = reason
     this.#dropQueue()
     const frame = sseFrame('slow', { lastEventId: this.#lastWrittenId, reason })
-    this.#end('slow', frame)
+    this.#end('slow', frame, `slow consumer: ${reason}`)
   }
 
   /** Gives up before anything was written (the request is answered another way, e.g. a JSON error). */
@@ -118,15 +145,15 @@ export class Caller {
     this.#flush()
     this.#dropQueue()
     const frame = sseFrame('shutdown', { lastEventId: this.#lastWrittenId }, undefined, retryMs)
-    this.#end('shutdown', frame)
+    this.#end('shutdown', frame, 'shutdown')
   }
 
-  #write (frame: Buffer, id: string | undefined): void {
+  #writeBytes (frame: Buffer, id: string | undefined): void {
     if (id !== undefined) this.#lastWrittenId = id
     this.#lastWriteAt = Date.now()
     let accepted = true
     try {
-      accepted = this.#res.write(frame)
+      accepted = this.#sink.write(frame)
     } catch {
       this.#finish('error')
       return
@@ -152,7 +179,7 @@ export class Caller {
       this.#queue[this.#head] = undefined as unknown as Queued
       this.#head++
       if (item.counted) this.#queuedBytes -= item.frame.length
-      this.#write(item.frame, item.id)
+      this.#writeBytes(item.frame, item.id)
     }
     if (this.#head === this.#queue.length) {
       this.#queue.length = 0
@@ -166,7 +193,9 @@ export class Caller {
   #beat (): void {
     if (this.#closed || this.#waitingDrain || this.#head < this.#queue.length) return
     if (Date.now() - this.#lastWriteAt < this.#options.heartbeatMs / 2) return
-    this.#write(SSE_HEARTBEAT, undefined)
+    const bytes = this.#sink.heartbeat()
+    if (bytes !== null) this.#writeBytes(bytes, undefined)
+    else this.#lastWriteAt = Date.now()
   }
 
   #dropQueue (): void {
@@ -179,21 +208,18 @@ export class Caller {
    * Final frame, end, then the connection is closed (an ended stream has nothing to keep alive for), with a
    * deadline after which the socket is destroyed whatever the peer does.
    */
-  #end (reason: CloseReason, finalFrame: Buffer): void {
-    const res = this.#res
-    const socket = res.socket
+  #end (reason: CloseReason, finalFrame: Frame, detail: string): void {
     const wasStarted = this.#started
     this.#finish(reason)
-    if (socket === null || socket.destroyed) return
-    const timer = setTimeout(() => { socket.destroy() }, Math.max(1, this.#options.writeTimeoutMs))
-    timer.unref()
-    socket.once('close', () => { clearTimeout(timer) })
-    try {
-      if (!wasStarted) res.writeHead(200, SSE_HEADERS)
-      res.end(finalFrame, () => { socket.end() })
-    } catch {
-      socket.destroy()
-    }
+    this.#sink.end(finalFrame.bytes(this.format), reason, detail, this.#options.writeTimeoutMs, wasStarted)
+  }
+
+  /** Closes the caller without a final frame (e.g. a WebSocket the peer violated the protocol on). */
+  close (reason: CloseReason, detail: string): void {
+    if (this.#closed) return
+    const wasStarted = this.#started
+    this.#finish(reason)
+    this.#sink.end(null, reason, detail, this.#options.writeTimeoutMs, wasStarted)
   }
 
   /** Idempotent bookkeeping: timers off, reason recorded, owner told once. */
@@ -208,4 +234,8 @@ export class Caller {
     this.#dropQueue()
     this.#onClose(this, reason)
   }
+}
+
+function isSink (target: ServerResponse | CallerSink): target is CallerSink {
+  return typeof (target as Partial<CallerSink>).heartbeat === 'function' && typeof (target as Partial<CallerSink>).format === 'string'
 }

@@ -2,6 +2,9 @@
  * The shape of the configuration the server consumes (produced and validated by config/). Declared here
  * structurally so that server/ depends on the shape, not on the loader.
  */
+import type { ReplayConfig } from './replay.js'
+import type { UpstreamAuthConfig } from './token.js'
+
 export type ConnectionTypeName = 'websocket' | 'long-polling'
 
 export interface SessionConfig {
@@ -17,6 +20,12 @@ export interface SessionConfig {
   /** how long an upstream subscription outlives its last caller */
   unsubscribeLingerMs: number
   tls?: Record<string, unknown> | null | undefined
+  /** issue 6: acknowledged delivery (CometD ack extension) */
+  ack?: boolean | undefined
+  /** issue 6: Salesforce replay with durable checkpoints (replay.ts) */
+  replay?: ReplayConfig | undefined
+  /** issue 6: upstream Bearer token from a file, a command or an OAuth refresh token (token.ts) */
+  auth?: UpstreamAuthConfig | null | undefined
 }
 
 export interface SseConfig {
@@ -33,6 +42,52 @@ export interface HttpConfig {
   callTimeoutMs: number
 }
 
+/** One caller token and its rights (docs/security.md). Exactly one of token / sha256. */
+export interface TokenEntry {
+  name?: string | undefined
+  token?: string | undefined
+  /** hex SHA-256 of the token */
+  sha256?: string | undefined
+  /** configured session names, or "*" for all of them */
+  sessions: string[]
+  subscribe: string[]
+  /** publish and call */
+  publish: string[]
+  console: boolean
+  metrics: boolean
+  createSessions: boolean
+}
+
+export interface AuthConfig {
+  tokens: TokenEntry[]
+  allowQueryToken: boolean
+  allowUnauthenticated: boolean
+  public: { metrics: boolean, sessions: boolean }
+}
+
+export interface DynamicSessionsConfig {
+  enabled: boolean
+  allowUrls: string[]
+  idleTimeoutMs: number
+  maxPerToken: number
+  maxTotal: number
+}
+
+export const AUTH_DEFAULTS: AuthConfig = {
+  tokens: [],
+  allowQueryToken: false,
+  allowUnauthenticated: false,
+  public: { metrics: false, sessions: false }
+}
+
+export const DYNAMIC_SESSIONS_DEFAULTS: DynamicSessionsConfig = {
+  enabled: false,
+  allowUrls: [],
+  idleTimeoutMs: 300_000,
+  maxPerToken: 5,
+  maxTotal: 50
+}
+
 export interface BridgeConfig {
   listen: { host: string, port: number }
   logLevel: string
@@ -41,6 +96,14 @@ export interface BridgeConfig {
   sse: SseConfig
   http: HttpConfig
   shutdownTimeoutMs: number
+  /** caller auth (absent = AUTH_DEFAULTS) */
+  auth?: AuthConfig
+  /** POST /sessions (absent = disabled) */
+  dynamicSessions?: DynamicSessionsConfig
+  /** issue 6: where replay checkpoints are kept (absent = ./data) */
+  dataDir?: string
+  /** issue 6: checkpoint writes are coalesced to at most one per interval (absent = 200 ms) */
+  checkpointIntervalMs?: number
 }
 
 /** Values used when the server itself adds a session (the embedded demo). Mirrors the config defaults. */

@@ -24,7 +24,15 @@ export const ErrorCode = {
   TOO_MANY_CALLERS: 'too_many_callers',
   SHUTTING_DOWN: 'shutting_down',
   NOT_READY: 'not_ready',
-  INTERNAL: 'internal_error'
+  INTERNAL: 'internal_error',
+  // issue 7: auth, ACL, dynamic sessions, WebSocket
+  UNAUTHORIZED: 'unauthorized',
+  FORBIDDEN: 'forbidden',
+  URL_NOT_ALLOWED: 'url_not_allowed',
+  INVALID_URL: 'invalid_url',
+  TOO_MANY_SESSIONS: 'too_many_sessions',
+  NOT_DELETABLE: 'not_deletable',
+  TOO_MANY_REQUESTS: 'too_many_requests'
 } as const
 export type ErrorCode = typeof ErrorCode[keyof typeof ErrorCode]
 

@@ -6,7 +6,11 @@
 import { channelMatches } from './channels.js'
 import type { Ring, RingEntry } from './ring.js'
 
-export type GapReason = 'unknown-id' | 'too-old' | 'not-subscribed' | 'rehandshake'
+export type GapReason = 'unknown-id' | 'too-old' | 'not-subscribed' | 'rehandshake' |
+  /** replay sessions (replay.ts): the upstream subscription fell back from a refused position since the id */
+  'replay-fallback' |
+  /** replay sessions (deep-resume.ts): the upstream no longer retains the id's position; what it retains follows */
+  'replay-expired'
 
 export interface Gap {
   reason: GapReason
@@ -44,7 +48,8 @@ export function formatId (epoch: string, seq: number): string {
 }
 
 export function parseId (id: string): { epoch: string, seq: number } | null {
-  const m = /^([a-z0-9]{1,32})-(\d{1,15})$/.exec(id)
+  // replay sessions append `.<replayId>.<channel hash>` (replay.ts); the ring position is the same
+  const m = /^([a-z0-9]{1,32})-(\d{1,15})(?:\.(?:\d{1,16}|s[A-Za-z0-9_-]{1,64})\.[a-z0-9]{1,8})?$/.exec(id)
   if (m === null) return null
   return { epoch: m[1]!, seq: Number(m[2]) }
 }

@@ -2,11 +2,17 @@
  * The session's replay buffer: the last `capacity` messages, each with its consecutive sequence number and its
  * SSE frame (serialized once, shared by every caller and every replay).
  */
+import type { Frame } from './frames.js'
+
 export interface RingEntry {
   seq: number
   channel: string
-  /** the complete SSE frame: `id: …\nevent: message\ndata: …\n\n` */
-  frame: Buffer
+  /** the message frame (`id: …\nevent: message\ndata: …\n\n` for SSE; rendered once per caller format) */
+  frame: Frame
+  /** the event id when it is more than `<epoch>-<seq>` (replay sessions add the upstream position) */
+  id?: string
+  /** replay sessions: the upstream replay position of the message (`data.event.replayId`) */
+  replayId?: number | string
 }
 
 export class Ring {

@@ -9,12 +9,15 @@ import { Client, ServerError } from '../client-core/index.js'
 import type { ClientOptions, HandshakeEvent, Message, StateChange } from '../client-core/index.js'
 import { Caller } from './caller.js'
 import type { CloseReason } from './caller.js'
-import { isMeta, matchingPatterns } from './channels.js'
+import type { Frame } from './frames.js'
+import type { CallerSink } from './sinks.js'
+import { channelMatches, isMeta, matchingPatterns } from './channels.js'
 import type { SessionConfig, SseConfig } from './config-types.js'
 import { ErrorCode, HttpError } from './errors.js'
 import type { BridgeMetrics } from './metrics.js'
 import { formatId, planResume } from './resume.js'
 import { Ring } from './ring.js'
+import type { RingEntry } from './ring.js'
 import { messageFrame, sseFrame } from './sse.js'
 import { mapUpstreamError, unavailable } from './upstream-errors.js'
 import { DeadlineError, UpstreamSubscriptions, errorText, withDeadline } from './upstream-subs.js'
@@ -22,6 +25,13 @@ import type { Listener } from './upstream-subs.js'
 import type { AppLogger } from './logger.js'
 import { sessionView } from './session-view.js'
 import type { LastError, SessionStats, SessionView } from './session-view.js'
+import { DeepResume } from './deep-resume.js'
+import type { DeepOutcome } from './deep-resume.js'
+import type { Gap, ResumePlan } from './resume.js'
+import { isLimitError, SessionReliability } from './reliable.js'
+import type { ReliableView } from './reliable.js'
+import { positionKey } from './replay.js'
+import type { ReplayExtension } from '../client-core/index.js'
 
 export type ClientFactory = (url: string, options: ClientOptions) => Client
 
@@ -30,6 +40,9 @@ export interface SessionOptions {
   metrics: BridgeMetrics
   log: AppLogger
   createClient?: ClientFactory
+  /** issue 6: replay checkpoints (config `dataDir`, `checkpointIntervalMs`) */
+  dataDir?: string | undefined
+  checkpointIntervalMs?: number | undefined
 }
 
 /** `afterId`: the stream continues after this id (what a caller already has), null = from the start */
@@ -66,6 +79,13 @@ export class BridgeSession {
   #nextOpenAt: number | null = null
   #downAnnounced = false
   #everConnected = false
+  /** issue 6: ack, replay + checkpoints, upstream token, limit reports (reliable.ts) */
+  readonly reliable: SessionReliability
+  /** callers catching up through a deep resume: no live fan-out until they join */
+  readonly #deep = new Map<Caller, DeepResume>()
+  /** after a deep resume that ended without meeting the ring: replayIds the caller already got */
+  readonly #skipLive = new Map<Caller, Set<string>>()
+  #lastMessageId: string | null = null
 
   constructor (name: string, config: SessionConfig, options: SessionOptions) {
     this.name = name
@@ -73,15 +93,14 @@ export class BridgeSession {
     this.#o = options
     this.ring = new Ring(config.bufferSize)
     const log = options.log
-    const clientOptions: ClientOptions = {
-      connectionTypes: config.connectionTypes,
-      connectionTimeoutMs: config.connectionTimeoutMs,
-      maxNetworkDelayMs: config.maxNetworkDelayMs,
-      headers: { ...config.headers },
-      logger: log.child({ component: 'client' })
-    }
-    if (config.tls !== undefined && config.tls !== null) clientOptions.tls = config.tls as ClientOptions['tls']
-    this.client = (options.createClient ?? ((url, opts) => new Client(url, opts)))(config.url, clientOptions)
+    this.reliable = new SessionReliability(name, config, {
+      dataDir: options.dataDir,
+      checkpointIntervalMs: options.checkpointIntervalMs,
+      log: log.child({ component: 'reliable' }),
+      currentSeq: () => this.#seq,
+      report: (status, reason, extra, channel) => { this.#reportUpstream(status, reason, extra, channel) }
+    })
+    this.client = this.#newClient('client', this.reliable.clientOptions())
     this.#subs = new UpstreamSubscriptions({
       listener: this.#onMessage,
       lingerMs: config.unsubscribeLingerMs,
@@ -92,7 +111,7 @@ export class BridgeSession {
       onLost: (pattern, error) => { this.#announceLost(pattern, error) }
     })
     for (const pattern of config.subscribe) this.#subs.hold(pattern)
-    this.client.on('state', (e: StateChange) => { this.#onState(e) })
+    this.client.on('state', (e: StateChange) => { this.reliable.noteState(e); this.#onState(e) })
     this.client.on('handshake', (e: HandshakeEvent) => { this.#onHandshake(e) })
     this.client.on('resubscribeFailed', (e: { channel: string, error: unknown }) => { this.#subs.lost(e.channel, e.error) })
     this.client.on('transportError', (err: unknown) => {
@@ -106,7 +125,7 @@ export class BridgeSession {
   get callerCount (): number { return this.#callers.size }
   get upstreamSubscriptionCount (): number { return this.#subs.size }
   get bufferedCount (): number { return this.ring.size }
-  get lastId (): string | null { return this.#seq === 0 ? null : formatId(this.epoch, this.#seq) }
+  get lastId (): string | null { return this.#seq === 0 ? null : this.#lastMessageId ?? formatId(this.epoch, this.#seq) }
 
   /** Starts opening the upstream session in the background (retried with backoff until it works). */
   start (): void {
@@ -133,21 +152,22 @@ export class BridgeSession {
    * most `waitMs`) for its upstream subscriptions. A refused subscription → a JSON 4xx instead of the stream.
    * The caller is returned not started: the route hijacks the reply, then calls `caller.start()`.
    */
-  async attach (res: ServerResponse, patterns: string[], lastEventId: string | null, waitMs: number): Promise<AttachResult> {
+  async attach (res: ServerResponse | CallerSink, patterns: string[], lastEventId: string | null, waitMs: number): Promise<AttachResult> {
     const caller = new Caller(res, patterns, this.#o.sse, lastEventId, (c, reason) => { this.#detach(c, reason) })
-    const plan = planResume({
+    // replay sessions (issue 6): a one-channel stream resumes from its upstream position (ring or deep resume)
+    const { plan, deep } = this.#resolveReplay(lastEventId, patterns, planResume({
       epoch: this.epoch,
       seq: this.#seq,
       ring: this.ring,
       rehandshakeSeq: this.#rehandshakeSeq,
       coveredSince: (p, s) => this.#subs.coveredSince(p, s)
-    }, lastEventId, patterns)
+    }, lastEventId, patterns))
     if (plan.gap !== null) {
       this.stats.gaps++
       this.#o.metrics.gaps.inc({ session: this.name, reason: plan.gap.reason })
       caller.send(sseFrame('gap', plan.gap), undefined, false)
     }
-    for (const entry of plan.replay) caller.send(entry.frame, formatId(this.epoch, entry.seq), false)
+    for (const entry of plan.replay) caller.send(entry.frame, entry.id ?? formatId(this.epoch, entry.seq), false)
     caller.lastSeq = this.#seq
     this.#callers.add(caller)
     for (const p of patterns) {
@@ -155,6 +175,8 @@ export class BridgeSession {
       if (set === undefined) this.#byPattern.set(p, set = new Set())
       set.add(caller)
     }
+    // registered now (no live fan-out to it from here on), started once its subscription is not refused
+    const runner = deep !== null ? this.#deepResume(caller, deep, lastEventId ?? '') : null
     const pending = patterns.map((p) => this.#subs.acquire(p))
     if (this.client.state !== 'connected') {
       caller.send(sseFrame('upstream', this.#upstreamData('down', 'not connected')), undefined, false)
@@ -181,7 +203,11 @@ export class BridgeSession {
     }
     this.stats.callersTotal++
     this.#o.metrics.callersTotal.inc({ session: this.name })
-    return { caller, afterId: plan.afterSeq === 0 ? null : formatId(this.epoch, plan.afterSeq) }
+    if (runner !== null) {
+      runner.start()
+      return { caller, afterId: lastEventId }
+    }
+    return { caller, afterId: plan.afterSeq === 0 ? null : this.#idAt(plan.afterSeq) }
   }
 
   async publish (channel: string, data: unknown, timeoutMs: number): Promise<Message> {
@@ -228,7 +254,13 @@ export class BridgeSession {
     if (this.#openTimer !== null) clearTimeout(this.#openTimer)
     this.#openTimer = null
     this.#subs.close()
+    for (const runner of this.#deep.values()) runner.stop()
+    this.#deep.clear()
     this.shutdownCallers()
+    // the final checkpoint: positions cannot move any more (#onMessage ignores messages while closing)
+    await withDeadline(this.reliable.close(), deadlineMs, 'checkpoint').catch((err: unknown) => {
+      this.#o.log.error({ err }, 'final replay checkpoint not written')
+    })
     try {
       await withDeadline(this.client.close(), deadlineMs, 'close')
       this.#o.log.info('upstream session closed')
@@ -237,8 +269,68 @@ export class BridgeSession {
     }
   }
 
-  view (): SessionView {
-    return sessionView(this, this.#subs.view(), (p) => this.#byPattern.get(p)?.size ?? 0, this.readiness())
+  /**
+   * WebSocket callers (issue 7): adds `patterns` to a live caller — resume after `lastEventId` for them (gap +
+   * replay, as attach does), registers them for live messages, then waits (at most `waitMs`) for the upstream
+   * subscriptions. A refused subscription removes the patterns again and answers the error.
+   */
+  async addPatterns (caller: Caller, patterns: string[], lastEventId: string | null, waitMs: number): Promise<{ afterId: string | null } | { error: HttpError } | { gone: true }> {
+    const added = patterns.filter((p) => !caller.patterns.includes(p))
+    const plan = planResume({
+      epoch: this.epoch,
+      seq: this.#seq,
+      ring: this.ring,
+      rehandshakeSeq: this.#rehandshakeSeq,
+      coveredSince: (p, s) => this.#subs.coveredSince(p, s)
+    }, lastEventId, patterns)
+    if (plan.gap !== null) {
+      this.stats.gaps++
+      this.#o.metrics.gaps.inc({ session: this.name, reason: plan.gap.reason })
+      caller.send(sseFrame('gap', { ...plan.gap, subscription: patterns }), undefined, false)
+    }
+    for (const entry of plan.replay) caller.send(entry.frame, entry.id ?? formatId(this.epoch, entry.seq), false)
+    if (caller.lastSeq < this.#seq) caller.lastSeq = this.#seq
+    for (const p of added) {
+      caller.addPattern(p)
+      let set = this.#byPattern.get(p)
+      if (set === undefined) this.#byPattern.set(p, set = new Set())
+      set.add(caller)
+    }
+    const outcomes = await Promise.all(added.map(async (p) => {
+      try {
+        return await withDeadline(this.#subs.acquire(p), waitMs, 'subscription')
+      } catch {
+        return { status: 'pending' as const }
+      }
+    }))
+    if (caller.closed) return { gone: true }
+    const refused = outcomes.findIndex((o) => o.status === 'refused')
+    if (refused >= 0) {
+      const outcome = outcomes[refused] as { status: 'refused', error: unknown }
+      this.removePatterns(caller, added)
+      const mapped = mapUpstreamError(outcome.error, this.name, 'publish', this.retryAfterSeconds())
+      const status = mapped.statusCode === 403 ? 403 : mapped.statusCode >= 500 ? 502 : mapped.statusCode
+      return {
+        error: new HttpError(status, status === 403 ? ErrorCode.UPSTREAM_DENIED : ErrorCode.UPSTREAM_REJECTED,
+          `The upstream server refused the subscription to ${added[refused] ?? ''}`, { details: mapped.details })
+      }
+    }
+    return { afterId: plan.afterSeq === 0 ? null : this.#idAt(plan.afterSeq) }
+  }
+
+  /** WebSocket callers: stops delivering `patterns` to a live caller and releases their upstream subscriptions. */
+  removePatterns (caller: Caller, patterns: readonly string[]): void {
+    for (const p of patterns) {
+      if (!caller.removePattern(p)) continue
+      const set = this.#byPattern.get(p)
+      set?.delete(caller)
+      if (set?.size === 0) this.#byPattern.delete(p)
+      this.#subs.release(p)
+    }
+  }
+
+  view (): SessionView & ReliableView {
+    return { ...sessionView(this, this.#subs.view(), (p) => this.#byPattern.get(p)?.size ?? 0, this.readiness()), ...this.reliable.view() }
   }
 
   readonly #onMessage: Listener = (msg) => {
@@ -250,11 +342,20 @@ export class BridgeSession {
       const channel = msg.channel
       if (typeof channel !== 'string' || isMeta(channel)) return
       const seq = this.#seq + 1
-      const id = formatId(this.epoch, seq)
+      const replay = this.reliable.replay
+      const position = replay?.positionOf(msg as Message)
+      // replay sessions: an event the ring already holds (a fallback to -2, an overlapping replay) is not taken twice
+      if (replay !== null && position !== undefined && replay.isDuplicate(channel, position)) return
+      const id = replay !== null ? replay.messageId(this.epoch, seq, channel, position) : formatId(this.epoch, seq)
       const frame = messageFrame(id, channel, msg.data, msg.ext)
       this.#seq = seq
+      this.#lastMessageId = id
       this.lastMessageAt = Date.now()
-      this.ring.push({ seq, channel, frame })
+      const entry: RingEntry = { seq, channel, frame }
+      if (position !== undefined) { entry.id = id; entry.replayId = position }
+      const evicted = this.ring.push(entry)
+      // the position is checkpointed only now that the message is in the ring
+      replay?.pushed(entry, evicted)
       this.stats.eventsIn++
       this.#o.metrics.eventsIn.inc({ session: this.name })
       let delivered = 0
@@ -263,7 +364,9 @@ export class BridgeSession {
         if (set === undefined) continue
         for (const caller of set) {
           if (caller.lastSeq >= seq) continue
+          if (this.#deep.has(caller)) continue // catching up: it gets this from the ring when it joins
           caller.lastSeq = seq
+          if (this.#skipLive.size > 0 && this.#alreadySent(caller, position)) continue
           caller.send(frame, id)
           delivered++
         }
@@ -279,6 +382,13 @@ export class BridgeSession {
 
   #detach (caller: Caller, reason: CloseReason): void {
     if (!this.#callers.delete(caller)) return
+    const runner = this.#deep.get(caller)
+    if (runner !== undefined) {
+      this.#deep.delete(caller)
+      runner.stop()
+      this.#deepFinished(runner, 'stopped')
+    }
+    this.#skipLive.delete(caller)
     for (const p of caller.patterns) {
       const set = this.#byPattern.get(p)
       set?.delete(caller)
@@ -304,6 +414,7 @@ export class BridgeSession {
       await withDeadline(this.client.open(), budget, 'open')
       this.#openAttempt = 0
       this.#nextOpenAt = null
+      this.reliable.opened()
       this.#o.log.info({ clientId: this.client.clientId, connectionType: this.client.connectionType }, 'upstream session open')
       if (!this.#closing) this.#subs.usable(this.client)
     } catch (err) {
@@ -312,7 +423,12 @@ export class BridgeSession {
       // our deadline passed while the client still tries: stop that attempt before the next one
       if (err instanceof DeadlineError) await withDeadline(this.client.close(), this.config.maxNetworkDelayMs, 'close').catch(() => {})
       const cap = Math.min(OPEN_RETRY_MAX_MS, OPEN_RETRY_MIN_MS * 2 ** Math.min(this.#openAttempt, 10))
-      const delay = Math.round(cap / 2 + Math.random() * cap / 2)
+      let delay = Math.round(cap / 2 + Math.random() * cap / 2)
+      // a limit error (Salesforce concurrent clients, daily limits): wait long, never hammer the org
+      if (isLimitError(err)) {
+        delay = Math.max(delay, this.reliable.limitOpenDelay())
+        this.reliable.noteLimit(err, delay)
+      }
       this.#openAttempt++
       this.#o.log.warn({ err, attempt: this.#openAttempt, retryInMs: delay }, 'upstream open failed')
       this.#scheduleOpen(delay)
@@ -365,8 +481,115 @@ export class BridgeSession {
     if (!e.rehandshake) return
     this.stats.rehandshakes++
     this.#rehandshakeSeq = this.#seq
-    this.#o.log.warn({ clientId: e.clientId }, 'upstream re-handshake: messages may have been missed')
-    this.#broadcast(sseFrame('upstream', { ...this.#upstreamData('rehandshake', 'session lost upstream'), mayHaveMissed: true }))
+    // replay sessions resubscribe from their last positions: exact channels miss nothing the upstream retains
+    const replayed = this.reliable.replay !== null && this.#subs.view().every((v) => !/\/\*{1,2}$/.test(v.channel))
+    this.#o.log.warn({ clientId: e.clientId, replay: replayed }, replayed ? 'upstream re-handshake: resubscribing from the replay positions' : 'upstream re-handshake: messages may have been missed')
+    this.#broadcast(sseFrame('upstream', { ...this.#upstreamData('rehandshake', 'session lost upstream'), mayHaveMissed: !replayed, ...(replayed ? { replay: true } : {}) }))
+  }
+
+  /** A client of this session's upstream with the session's options (the session's own, and deep resumes). */
+  #newClient (component: string, extra: Partial<ClientOptions>): Client {
+    const config = this.config
+    const clientOptions: ClientOptions = {
+      connectionTypes: config.connectionTypes,
+      connectionTimeoutMs: config.connectionTimeoutMs,
+      maxNetworkDelayMs: config.maxNetworkDelayMs,
+      headers: { ...config.headers },
+      logger: this.#o.log.child({ component }),
+      ...extra
+    }
+    if (config.tls !== undefined && config.tls !== null) clientOptions.tls = config.tls as ClientOptions['tls']
+    return (this.#o.createClient ?? ((url, opts) => new Client(url, opts)))(config.url, clientOptions)
+  }
+
+  /** The id of a ring entry (with its replay suffix), or `<epoch>-<seq>` when it is gone. */
+  #idAt (seq: number): string {
+    const entry = this.ring.since(seq - 1, (e) => e.seq === seq)[0]
+    return entry !== undefined && entry.seq === seq && entry.id !== undefined ? entry.id : formatId(this.epoch, seq)
+  }
+
+  #resolveReplay (lastEventId: string | null, patterns: string[], base: ResumePlan): { plan: ResumePlan, deep: { channel: string, position: number | string, anchorSeq: number } | null } {
+    const replay = this.reliable.replay
+    if (replay === null) return { plan: base, deep: null }
+    const d = replay.resolve(lastEventId, patterns, base, { epoch: this.epoch, seq: this.#seq, ring: this.ring })
+    if (d === null) return { plan: base, deep: null }
+    if (d.kind === 'ring') {
+      return { plan: { replay: replay.ringEntries(this.ring, d.channel, d.afterSeq), gap: d.gap, afterSeq: d.afterSeq }, deep: null }
+    }
+    if (this.#closing || this.#deep.size >= replay.config.deepResumeMaxClients) {
+      replay.deepStats.busy++
+      const gap = base.gap === null ? null : { ...base.gap, deepResume: 'busy' } as Gap
+      return { plan: { ...base, gap }, deep: null }
+    }
+    return { plan: { replay: [], gap: null, afterSeq: d.anchorSeq }, deep: d }
+  }
+
+  #deepResume (caller: Caller, d: { channel: string, position: number | string, anchorSeq: number }, lastEventId: string): DeepResume {
+    const replay = this.reliable.replay!
+    const self = this
+    const runner = new DeepResume({
+      epoch: this.epoch,
+      url: this.config.url,
+      get seq () { return self.#seq },
+      seqOf: (c, p) => replay.seqOf(c, p),
+      covers: (c, s) => replay.covers(c, s),
+      createClient: (extension: ReplayExtension) => this.#newClient('deep-resume', { extensions: [extension], ...(this.reliable.tokens !== null ? { auth: this.reliable.tokens.bearer() } : {}) }),
+      join: (c, channel, afterSeq, skip, gap, outcome) => { this.#join(c, channel, afterSeq, skip, gap, outcome) },
+      onError: (err) => { if (isLimitError(err)) this.reliable.noteLimit(err, null) },
+      log: this.#o.log.child({ component: 'deep-resume' }),
+      opTimeoutMs: this.config.maxNetworkDelayMs + this.config.connectionTimeoutMs
+    }, caller, { channel: d.channel, position: d.position, anchorSeq: d.anchorSeq, lastEventId, timeoutMs: replay.config.deepResumeTimeoutMs })
+    this.#deep.set(caller, runner)
+    replay.deepStats.started++
+    replay.deepStats.active = this.#deep.size
+    return runner
+  }
+
+  /** The end of a deep resume: the caller gets the ring from `afterSeq` on (what it already got skipped), then live. */
+  #join (caller: Caller, channel: string, afterSeq: number, skip: Set<string>, gap: Gap | null, outcome: DeepOutcome): void {
+    const runner = this.#deep.get(caller)
+    if (runner === undefined) return
+    this.#deep.delete(caller)
+    this.#deepFinished(runner, outcome)
+    if (caller.closed || this.#closing) return
+    if (gap !== null) {
+      this.stats.gaps++
+      this.#o.metrics.gaps.inc({ session: this.name, reason: gap.reason })
+      caller.send(sseFrame('gap', gap), undefined, false)
+    }
+    for (const entry of this.ring.since(afterSeq, (e) => channelMatches(channel, e.channel))) {
+      if (entry.replayId !== undefined && skip.has(positionKey(entry.replayId))) continue
+      caller.send(entry.frame, entry.id ?? formatId(this.epoch, entry.seq), false)
+    }
+    caller.lastSeq = this.#seq
+    if (outcome !== 'joined' && skip.size > 0) this.#skipLive.set(caller, skip)
+  }
+
+  #deepFinished (runner: DeepResume, outcome: DeepOutcome): void {
+    const stats = this.reliable.replay?.deepStats
+    if (stats === undefined) return
+    stats.active = this.#deep.size
+    stats.replayedEvents += runner.replayed
+    if (outcome === 'joined' || outcome === 'idle') stats.joined++
+    else if (outcome !== 'stopped') stats.failed++
+  }
+
+  /** After a deep resume that did not meet the ring: a live message the caller already got from the replay. */
+  #alreadySent (caller: Caller, position: number | string | undefined): boolean {
+    const skip = this.#skipLive.get(caller)
+    if (skip === undefined) return false
+    if (position !== undefined && skip.delete(positionKey(position))) return true
+    // the live stream is past what was replayed
+    this.#skipLive.delete(caller)
+    return false
+  }
+
+  #reportUpstream (status: string, reason: string, extra: Record<string, unknown>, channel?: string): void {
+    if (this.#closing) return
+    const frame = sseFrame('upstream', { ...this.#upstreamData(status, reason), ...extra })
+    for (const caller of this.#callers) {
+      if (channel === undefined || caller.patterns.some((p) => channelMatches(p, channel))) caller.send(frame, undefined, false)
+    }
   }
 
   #announceLost (pattern: string, error: unknown): void {
@@ -381,7 +604,7 @@ export class BridgeSession {
     return data
   }
 
-  #broadcast (frame: Buffer): void {
+  #broadcast (frame: Frame): void {
     for (const caller of this.#callers) caller.send(frame, undefined, false)
   }
 

@@ -1,6 +1,10 @@
-/** GET /sessions/:name/events — the SSE stream, with resume (Last-Event-ID header or ?lastEventId=). */
+/**
+ * GET /sessions/:name/events — the SSE stream, with resume (Last-Event-ID header or ?lastEventId=).
+ * With `Accept: application/x-ndjson` the same stream as one JSON object per line (sinks.ts, frames.ts).
+ */
 import type { FastifyInstance } from 'fastify'
 import { ErrorCode, HttpError } from '../errors.js'
+import { HttpSink } from '../sinks.js'
 import { getSession, parseStreamChannels } from './common.js'
 
 interface EventsRoute {
@@ -24,11 +28,13 @@ export function eventsRoutes (app: FastifyInstance): void {
     const query = req.query.lastEventId
     const raw = typeof header === 'string' && header !== '' ? header : Array.isArray(query) ? query[0] : query
     const lastEventId = typeof raw === 'string' && raw !== '' ? raw.trim().slice(0, MAX_ID_LENGTH) : null
-    const result = await session.attach(reply.raw, patterns, lastEventId, Math.min(http.publishTimeoutMs, 10_000))
+    const accept = req.headers.accept
+    const format = typeof accept === 'string' && /application\/x-ndjson/i.test(accept) ? 'ndjson' : 'sse'
+    const result = await session.attach(new HttpSink(reply.raw, format), patterns, lastEventId, Math.min(http.publishTimeoutMs, 10_000))
     if ('error' in result) throw result.error
     reply.hijack()
     if ('gone' in result) return
     result.caller.start(result.afterId === null ? {} : { 'Bridge-Last-Event-ID': result.afterId })
-    req.log.info({ session: session.name, caller: result.caller.id, channels: patterns, lastEventId }, 'stream opened')
+    req.log.info({ session: session.name, caller: result.caller.id, channels: patterns, lastEventId, format }, 'stream opened')
   })
 }

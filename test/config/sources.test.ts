@@ -10,6 +10,8 @@ const YAML_FILE = `
 listen:
   host: 0.0.0.0
   port: 9000
+auth:
+  allowUnauthenticated: true
 logLevel: debug
 sessions:
   sf:
@@ -33,7 +35,11 @@ t.test('defaults - an empty config is valid and fully defaulted', async (t) => {
     sessions: {},
     sse: { heartbeatMs: 15000, retryMs: 2000, maxQueueBytes: 1048576, writeTimeoutMs: 30000, maxCallers: 10000 },
     http: { bodyLimitBytes: 1048576, publishTimeoutMs: 10000, callTimeoutMs: 10000 },
-    shutdownTimeoutMs: 10000
+    shutdownTimeoutMs: 10000,
+    auth: { tokens: [], allowQueryToken: false, allowUnauthenticated: false, public: { metrics: false, sessions: false } },
+    dynamicSessions: { enabled: false, allowUrls: [], idleTimeoutMs: 300000, maxPerToken: 5, maxTotal: 50 },
+    dataDir: './data',
+    checkpointIntervalMs: 200
   })
   t.same(defaultConfig(), c)
   t.ok(Object.isFrozen(c) && Object.isFrozen(c.listen), 'the config is deep-frozen')
@@ -51,7 +57,9 @@ t.test('defaults - a session gets every session default', async (t) => {
     maxNetworkDelayMs: 10000,
     connectionTimeoutMs: 10000,
     unsubscribeLingerMs: 5000,
-    tls: { rejectUnauthorized: true }
+    tls: { rejectUnauthorized: true },
+    ack: false,
+    replay: { enabled: false, start: -1, fallback: -2, deepResume: true, deepResumeMaxClients: 1, deepResumeTimeoutMs: 120000 }
   })
   t.equal(isDemoEnabled(c), false, 'demo auto with a session does not run the demo upstream')
 })
@@ -172,7 +180,7 @@ t.test('env - empty values count as unset; Kubernetes service links are ignored'
 t.test('flags - override env', async (t) => {
   const c = config(loadConfig({
     argv: ['--host', '0.0.0.0', '--port=9001', '--log-level', 'trace', '--url', 'https://flag/cometd', '--no-demo'],
-    env: { COMETD_BRIDGE_HOST: '::', COMETD_BRIDGE_PORT: '1', COMETD_BRIDGE_LOG_LEVEL: 'error', COMETD_BRIDGE_URL: 'http://env/cometd', COMETD_BRIDGE_DEMO: 'true' }
+    env: { COMETD_BRIDGE_HOST: '::', COMETD_BRIDGE_PORT: '1', COMETD_BRIDGE_LOG_LEVEL: 'error', COMETD_BRIDGE_URL: 'http://env/cometd', COMETD_BRIDGE_DEMO: 'true', COMETD_BRIDGE_ALLOW_UNAUTHENTICATED: 'true' }
   }))
   t.same(c.listen, { host: '0.0.0.0', port: 9001 })
   t.equal(c.logLevel, 'trace')

@@ -5,6 +5,7 @@ t.test('vars - ${VAR} in any string of the file is replaced from the environment
   const dir = t.testdir({
     'c.yaml': [
       'listen: { host: "${HOST}", port: "${PORT}" }',
+      'auth: { allowUnauthenticated: true }',
       'sessions:',
       '  sf:',
       '    url: https://${SF_HOST}/cometd/58.0',

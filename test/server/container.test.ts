@@ -55,6 +55,7 @@ t.test('Dockerfile - multi-stage, production deps only, non-root, health check, 
   const shutdown = Number(/COMETD_BRIDGE_SHUTDOWN_TIMEOUT_MS=(\d+)/.exec(env)?.[1])
   t.ok(shutdown > 0 && shutdown <= 9_000, `shutdown ${shutdown} ms fits the default 10 s grace period with a margin`)
   t.same(execForm(instr('CMD')[0]!), ['node', 'dist/server/main.js'])
+  t.match(dockerfile, /cp -r server\/console dist\/server\/console/, 'the console files are copied next to the compiled server (as npm run build does)')
   t.same(healthCommand().slice(0, 2), ['node', '-e'], 'health check with node (no curl in slim images)')
   t.match(healthCommand()[2], /\/healthz/)
   const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { dependencies: Record<string, string>, scripts: Record<string, string> }

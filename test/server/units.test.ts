@@ -12,7 +12,7 @@ import { mapUpstreamError } from '../../server/upstream-errors.js'
 import { redactUrl } from '../../server/session-view.js'
 
 function entry (seq: number, channel = '/a') {
-  return { seq, channel, frame: Buffer.from(`frame ${seq}`) }
+  return { seq, channel, frame: sseFrame('message', { frame: seq }) }
 }
 
 t.test('ring - keeps the last N in order and evicts the oldest', async (t) => {

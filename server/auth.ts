@@ -1,0 +1,317 @@
+/**
+ * Caller authentication and per-channel authorization (docs/security.md).
+ *
+ * - Tokens come from config `auth.tokens` (the token, or its SHA-256). A request presents one as
+ *   `Authorization: Bearer <token>`; `?access_token=` is accepted only on SSE streams and only with
+ *   `auth.allowQueryToken: true` (EventSource cannot set headers).
+ * - Comparison is constant-time: the presented token is hashed with SHA-256 and compared with every configured
+ *   digest using crypto.timingSafeEqual, without stopping at the first match.
+ * - 401 without a token or with a wrong one (`WWW-Authenticate: Bearer`), 403 outside its rights, on every
+ *   route except /healthz and /readyz (and /metrics, GET /sessions[/:name] when `auth.public` opens them).
+ * - With no tokens configured the bridge serves loopback callers only (everyone with
+ *   `auth.allowUnauthenticated: true`); such callers have every right.
+ * - Routes not in the policy table below are refused to tokens (403) unless they declare
+ *   `config: { access: … }` — new routes must decide who may use them.
+ *
+ * Tokens are never logged: messages never contain them, the logger redacts Authorization headers and
+ * `access_token` query parameters.
+ */
+import { createHash, timingSafeEqual } from 'node:crypto'
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import { channelMatches, patternCovers } from './channels.js'
+import { AUTH_DEFAULTS } from './config-types.js'
+import type { AuthConfig, TokenEntry } from './config-types.js'
+import { ErrorCode, HttpError } from './errors.js'
+import { channelFromPath, parseStreamChannels } from './routes/common.js'
+
+export interface Principal {
+  /** stable identity (owner of dynamic sessions): `#<index>` of the token entry, or `anonymous` */
+  readonly id: string
+  /** for logs and views: the entry's `name`, `token-<index>`, or `anonymous` */
+  readonly name: string
+  /** no tokens configured: a loopback (or allowUnauthenticated) caller with every right */
+  readonly anonymous: boolean
+  readonly allSessions: boolean
+  readonly sessions: ReadonlySet<string>
+  readonly subscribe: readonly string[]
+  readonly publish: readonly string[]
+  readonly console: boolean
+  readonly metrics: boolean
+  readonly createSessions: boolean
+}
+
+/** What a route requires beyond a valid token; routes may declare it as `config: { access }`. */
+export type RouteAccess = 'open' | 'authenticated' | 'session' | 'console' | 'metrics' | 'deny'
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** the authenticated caller; null on open routes */
+    principal: Principal | null
+  }
+  interface FastifyInstance {
+    access: AccessControl
+  }
+  interface FastifyContextConfig {
+    access?: RouteAccess
+  }
+}
+
+export const ANONYMOUS: Principal = Object.freeze({
+  id: 'anonymous',
+  name: 'anonymous',
+  anonymous: true,
+  allSessions: true,
+  sessions: new Set<string>(),
+  subscribe: ['/**'],
+  publish: ['/**'],
+  console: true,
+  metrics: true,
+  createSessions: true
+})
+
+const MAX_TOKEN_LENGTH = 4096
+
+function sha256 (text: string): Buffer {
+  return createHash('sha256').update(text, 'utf8').digest()
+}
+
+interface Entry { digest: Buffer, principal: Principal }
+
+export class AccessControl {
+  readonly config: AuthConfig
+  readonly #entries: Entry[]
+  /** owner (principal id) of a dynamic session, undefined for configured (or unknown) sessions */
+  ownerOf: (session: string) => string | undefined = () => undefined
+
+  constructor (config: AuthConfig | undefined) {
+    this.config = config ?? AUTH_DEFAULTS
+    this.#entries = this.config.tokens.map((t, i) => ({ digest: digestOf(t), principal: principalOf(t, i) }))
+  }
+
+  /** true when tokens are configured (every request needs one) */
+  get required (): boolean { return this.#entries.length > 0 }
+
+  /** The principal of a presented token, or null. Constant-time in the token; every entry is compared. */
+  authenticate (token: string): Principal | null {
+    if (token.length === 0 || token.length > MAX_TOKEN_LENGTH) return null
+    const digest = sha256(token)
+    let found: Principal | null = null
+    for (const entry of this.#entries) {
+      const equal = timingSafeEqual(digest, entry.digest)
+      if (equal && found === null) found = entry.principal
+    }
+    return found
+  }
+
+  sessionAllowed (p: Principal, session: string): boolean {
+    if (p.anonymous) return true
+    const owner = this.ownerOf(session)
+    if (owner !== undefined) return owner === p.id
+    return p.allSessions || p.sessions.has(session)
+  }
+
+  canSubscribe (p: Principal, pattern: string): boolean {
+    return p.anonymous || p.subscribe.some((allowed) => patternCovers(allowed, pattern))
+  }
+
+  canPublish (p: Principal, channel: string): boolean {
+    return p.anonymous || p.publish.some((allowed) => channelMatches(allowed, channel))
+  }
+}
+
+function digestOf (entry: TokenEntry): Buffer {
+  if (typeof entry.token === 'string') return sha256(entry.token)
+  return Buffer.from(String(entry.sha256).toLowerCase(), 'hex')
+}
+
+function principalOf (entry: TokenEntry, index: number): Principal {
+  return Object.freeze({
+    id: `#${index}`,
+    name: entry.name ?? `token-${index}`,
+    anonymous: false,
+    allSessions: entry.sessions.includes('*'),
+    sessions: new Set(entry.sessions.filter((s) => s !== '*')),
+    subscribe: [...entry.subscribe],
+    publish: [...entry.publish],
+    console: entry.console,
+    metrics: entry.metrics,
+    createSessions: entry.createSessions
+  })
+}
+
+export function isLoopbackAddress (address: string | undefined): boolean {
+  if (address === undefined) return false
+  const a = address.toLowerCase()
+  if (a === '::1') return true
+  const v4 = a.startsWith('::ffff:') ? a.slice(7) : a
+  return /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(v4)
+}
+
+/** `localhost:8080`, `127.0.0.1`, `[::1]:80` … */
+function isLoopbackHostHeader (host: string): boolean {
+  const m = /^(\[[^\]]*\]|[^:]*)(?::\d*)?$/.exec(host.trim().toLowerCase())
+  if (m === null) return false
+  const name = m[1]!.replace(/^\[|\]$/g, '')
+  return name === 'localhost' || name.endsWith('.localhost') || isLoopbackAddress(name)
+}
+
+function sameOrigin (origin: string, host: string): boolean {
+  try {
+    return new URL(origin).host === host.trim().toLowerCase()
+  } catch {
+    return false
+  }
+}
+
+export function forbidden (message: string): HttpError {
+  return new HttpError(403, ErrorCode.FORBIDDEN, message)
+}
+
+function unauthorized (message: string, invalidToken: boolean): HttpError {
+  const challenge = invalidToken ? 'Bearer realm="cometd-bridge", error="invalid_token"' : 'Bearer realm="cometd-bridge"'
+  return new HttpError(401, ErrorCode.UNAUTHORIZED, message, { headers: { 'WWW-Authenticate': challenge } })
+}
+
+function wantsNdjson (req: FastifyRequest): boolean {
+  const accept = req.headers.accept
+  return typeof accept === 'string' && /application\/x-ndjson/i.test(accept)
+}
+
+/** Route patterns → what they need (method-specific where it matters). */
+function routeAccess (req: FastifyRequest): RouteAccess {
+  const declared = req.routeOptions.config?.access
+  if (declared !== undefined) return declared
+  const route = req.routeOptions.url
+  if (route === undefined) return 'authenticated' // 404: no route, but never tell an anonymous caller
+  switch (route) {
+    case '/healthz':
+    case '/readyz':
+      return 'open'
+    case '/metrics':
+      return 'metrics'
+    case '/':
+    case '/console/:file':
+      return 'console'
+    case '/sessions':
+      return 'authenticated' // GET lists what the caller may see; POST checks createSessions itself
+    case '/sessions/:name':
+    case '/sessions/:name/events':
+    case '/sessions/:name/publish/*':
+    case '/sessions/:name/call/*':
+    case '/sessions/:name/ws':
+      return 'session'
+    default:
+      return 'deny'
+  }
+}
+
+export interface AuthHooks {
+  /** answers a 401/403 of a browser navigation to the console (HTML instead of JSON); true when answered */
+  htmlRefusal?: (req: FastifyRequest, reply: FastifyReply, err: HttpError) => boolean
+}
+
+/** Installs the onRequest hook that authenticates and authorizes every request (before any body is read). */
+export function installAuth (app: FastifyInstance, access: AccessControl, hooks: AuthHooks = {}): void {
+  app.decorate('access', access)
+  app.decorateRequest('principal', null)
+  const cfg = access.config
+
+  app.addHook('onRequest', async (req, reply) => {
+    const need = routeAccess(req)
+    if (need === 'open') return
+    if (need === 'metrics' && cfg.public.metrics) return
+    if (cfg.public.sessions && req.method === 'GET' && (req.routeOptions.url === '/sessions' || req.routeOptions.url === '/sessions/:name')) return
+    try {
+      const principal = authenticateRequest(req, access)
+      req.principal = principal
+      authorize(req, principal, need, access)
+    } catch (err) {
+      if (err instanceof HttpError && need === 'console' && hooks.htmlRefusal?.(req, reply, err) === true) return reply
+      throw err
+    }
+  })
+}
+
+function authenticateRequest (req: FastifyRequest, access: AccessControl): Principal {
+  const cfg = access.config
+  if (!access.required) {
+    if (!cfg.allowUnauthenticated) {
+      if (!isLoopbackAddress(req.socket?.remoteAddress ?? req.ip)) throw forbidden('This bridge has no auth.tokens configured and serves loopback callers only')
+      // a web page the local user visits must not drive a token-less bridge: no cross-origin requests
+      // (cross-site POSTs, WebSockets), no foreign Host names (DNS rebinding onto 127.0.0.1)
+      const host = req.headers.host ?? ''
+      if (!isLoopbackHostHeader(host)) throw forbidden('Without auth.tokens only loopback Host names are served (localhost, 127.0.0.1, [::1])')
+      const origin = req.headers.origin
+      if (typeof origin === 'string' && origin !== '' && !sameOrigin(origin, host)) throw forbidden('Without auth.tokens cross-origin requests are refused')
+    }
+    return ANONYMOUS
+  }
+  const header = req.headers.authorization
+  const queryToken = (req.query as Record<string, unknown> | undefined)?.access_token
+  let token: string | null = null
+  if (typeof header === 'string' && header !== '') {
+    const m = /^Bearer[ ]+([^\s]+)\s*$/i.exec(header)
+    if (m === null) throw unauthorized('The Authorization header must be "Bearer <token>"', true)
+    token = m[1]!
+  } else if (queryToken !== undefined) {
+    const sseStream = req.routeOptions.url === '/sessions/:name/events' && req.method === 'GET' && !wantsNdjson(req)
+    if (!cfg.allowQueryToken || !sseStream) {
+      throw unauthorized('access_token in the URL is accepted only on SSE streams with auth.allowQueryToken: true; send Authorization: Bearer <token>', true)
+    }
+    if (typeof queryToken !== 'string') throw unauthorized('Give access_token once', true)
+    token = queryToken
+  }
+  if (token === null) throw unauthorized('A token is required: Authorization: Bearer <token>', false)
+  const principal = access.authenticate(token)
+  if (principal === null) throw unauthorized('Invalid token', true)
+  return principal
+}
+
+function authorize (req: FastifyRequest, p: Principal, need: RouteAccess, access: AccessControl): void {
+  switch (need) {
+    case 'authenticated':
+      return
+    case 'deny':
+      if (p.anonymous) return
+      throw forbidden('This route is not open to tokens')
+    case 'console':
+      if (!p.console) throw forbidden('This token may not use the console (console: true)')
+      return
+    case 'metrics':
+      if (!p.metrics) throw forbidden('This token may not read metrics (metrics: true)')
+      return
+    case 'session':
+      authorizeSessionRoute(req, p, access)
+      return
+    case 'open':
+      return
+  }
+}
+
+function authorizeSessionRoute (req: FastifyRequest, p: Principal, access: AccessControl): void {
+  const params = req.params as { name?: string, '*'?: string }
+  const name = params.name ?? ''
+  if (!access.sessionAllowed(p, name)) throw forbidden(`This token may not use session ${JSON.stringify(name.slice(0, 100))}`)
+  switch (req.routeOptions.url) {
+    case '/sessions/:name/events': {
+      const patterns = parseStreamChannels((req.query as { channel?: unknown }).channel)
+      const denied = patterns.filter((pattern) => !access.canSubscribe(p, pattern))
+      if (denied.length > 0) throw forbidden(`This token may not subscribe to ${denied.slice(0, 5).join(', ')}`)
+      return
+    }
+    case '/sessions/:name/publish/*':
+    case '/sessions/:name/call/*': {
+      const kind = req.routeOptions.url === '/sessions/:name/call/*' ? 'call' : 'publish'
+      const channel = channelFromPath(params['*'], kind)
+      if (!access.canPublish(p, channel)) throw forbidden(`This token may not ${kind === 'call' ? 'call' : 'publish to'} ${channel}`)
+      return
+    }
+    default:
+      return
+  }
+}
+
+/** For handlers: the request's principal; null on routes opened by `auth.public` (no token was checked). */
+export function requestPrincipal (req: FastifyRequest): Principal | null {
+  return req.principal
+}

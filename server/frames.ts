@@ -1,0 +1,76 @@
+/**
+ * One event for callers, rendered per caller format and cached: Server-Sent Events (`sse`), one JSON object per
+ * line (`ndjson`) or one JSON object per WebSocket text frame (`ws`). A message is serialized once and its
+ * renderings are shared by every caller (and every replay) of that format.
+ *
+ * The JSON-object form flattens the event: `{"type":"message","id":…,"channel":…,"data":…}`,
+ * `{"type":"gap","reason":…}`, `{"type":"shutdown","lastEventId":…,"retryMs":…}`.
+ */
+export type CallerFormat = 'sse' | 'ndjson' | 'ws'
+
+export class Frame {
+  /** SSE event name, `type` of the JSON form */
+  readonly event: string
+  /** the event's data, serialized JSON */
+  readonly json: string
+  readonly id: string | undefined
+  readonly retryMs: number | undefined
+  #sse: Buffer | null = null
+  #line: Buffer | null = null
+
+  constructor (event: string, json: string, id?: string, retryMs?: number) {
+    this.event = event
+    this.json = json
+    this.id = id
+    this.retryMs = retryMs
+  }
+
+  /** `id:` (optional) + `retry:` (optional) + `event:` + one `data:` line + a blank line. */
+  sse (): Buffer {
+    if (this.#sse !== null) return this.#sse
+    let text = ''
+    if (this.id !== undefined) text += `id: ${this.id}\n`
+    if (this.retryMs !== undefined) text += `retry: ${Math.max(0, Math.round(this.retryMs))}\n`
+    text += `event: ${this.event}\ndata: ${this.json}\n\n`
+    this.#sse = Buffer.from(text, 'utf8')
+    return this.#sse
+  }
+
+  /** The flattened JSON object followed by `\n`. */
+  line (): Buffer {
+    if (this.#line !== null) return this.#line
+    let head = `{"type":${JSON.stringify(this.event)}`
+    if (this.id !== undefined) head += `,"id":${JSON.stringify(this.id)}`
+    if (this.retryMs !== undefined) head += `,"retryMs":${Math.max(0, Math.round(this.retryMs))}`
+    const json = this.json.trimStart()
+    let text: string
+    if (json.startsWith('{')) {
+      const rest = json.slice(1).trimStart()
+      text = rest.startsWith('}') ? `${head}}` : `${head},${rest}`
+    } else {
+      text = `${head},"data":${json}}`
+    }
+    this.#line = Buffer.from(text + '\n', 'utf8')
+    return this.#line
+  }
+
+  /** The bytes for a caller of `format` (`ws`: the JSON text without the newline). */
+  bytes (format: CallerFormat): Buffer {
+    switch (format) {
+      case 'sse': return this.sse()
+      case 'ndjson': return this.line()
+      case 'ws': { const line = this.line(); return line.subarray(0, line.length - 1) }
+    }
+  }
+
+  /** Size of the SSE rendering (what byte accounting used before there were formats). */
+  get length (): number { return this.sse().length }
+
+  /** The SSE text. */
+  toString (): string { return this.sse().toString('utf8') }
+}
+
+/** A frame of any event with `data` serialized here (a string is taken as pre-serialized JSON). */
+export function frameOf (event: string, data: unknown, id?: string, retryMs?: number): Frame {
+  return new Frame(event, typeof data === 'string' ? data : JSON.stringify(data), id, retryMs)
+}
