@@ -22,6 +22,11 @@ export class ClientError extends CometdError {
   override readonly code: string = 'COMETD_CLIENT_ERROR'
 }
 
+/** The message's data cannot be serialized (a cycle, a BigInt, nesting deeper than the stack). */
+export class MessageEncodingError extends ClientError {
+  override readonly code: string = 'COMETD_ENCODING'
+}
+
 /** The operation is not allowed in the client's current state (e.g. `publish()` on a closed client). */
 export class ClientInvalidOperation extends ClientError {
   override readonly code: string = 'COMETD_INVALID_OPERATION'

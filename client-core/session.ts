@@ -12,7 +12,7 @@ import { CookieJar } from 'tough-cookie'
 import { Backoff } from './backoff.js'
 import { AckExtension } from './extensions/ack.js'
 import {
-  ClientError, ClientInvalidOperation, CometdError, HttpStatusError, ServerError, TransportConnectionClosed,
+  ClientError, ClientInvalidOperation, CometdError, HttpStatusError, MessageEncodingError, ServerError, TransportConnectionClosed,
   TransportError, TransportTimeoutError, WebSocketUpgradeError
 } from './errors.js'
 import { ClientState } from './events.js'
@@ -619,7 +619,7 @@ export class BayeuxSession extends EventEmitter<ClientEvents> {
         } catch (error) {
           // Data that cannot be serialized (a cycle, a BigInt, nesting deeper than the stack) fails alone.
           this.#outbox.shift()
-          this.#settle(next, null, new ClientError(`The message for ${next.message.channel} cannot be serialized`, { cause: error }))
+          this.#settle(next, null, new MessageEncodingError(`The message for ${next.message.channel} cannot be serialized`, { cause: error }))
           continue
         }
         if (batch.length > 0 && bytes + size > MAX_BATCH_BYTES) break

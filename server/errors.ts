@@ -16,6 +16,7 @@ export const ErrorCode = {
   BAD_JSON: 'bad_json',
   BODY_TOO_LARGE: 'body_too_large',
   UNSUPPORTED_MEDIA_TYPE: 'unsupported_media_type',
+  INVALID_DATA: 'invalid_data',
   UPSTREAM_UNAVAILABLE: 'upstream_unavailable',
   UPSTREAM_DENIED: 'upstream_denied',
   UPSTREAM_REJECTED: 'upstream_rejected',

@@ -6,9 +6,10 @@
  *   other ServerError          → 502 upstream_rejected
  *   timeout                    → 504 upstream_timeout (call_timeout for calls)
  *   transport error / closed   → 503 upstream_unavailable + Retry-After
+ *   MessageEncodingError       → 400 invalid_data
  *   ClientError (bad channel)  → 400 invalid_channel
  */
-import { ClientError, ClientInvalidOperation, ServerError, TransportError, TransportTimeoutError } from '../client-core/index.js'
+import { ClientError, ClientInvalidOperation, MessageEncodingError, ServerError, TransportError, TransportTimeoutError } from '../client-core/index.js'
 import { ErrorCode, HttpError } from './errors.js'
 import { DeadlineError } from './upstream-subs.js'
 
@@ -43,6 +44,7 @@ export function mapUpstreamError (err: unknown, session: string, op: 'publish' |
     return new HttpError(502, ErrorCode.UPSTREAM_REJECTED, `The upstream server rejected the ${op}`, { details, cause: err })
   }
   if (err instanceof ClientInvalidOperation) return unavailable(session, 'client closed', retryAfterS)
+  if (err instanceof MessageEncodingError) return new HttpError(400, ErrorCode.INVALID_DATA, err.message, { cause: err })
   if (err instanceof ClientError) return new HttpError(400, ErrorCode.INVALID_CHANNEL, err.message, { cause: err })
   if (err instanceof TransportError) return unavailable(session, 'connection lost', retryAfterS)
   return new HttpError(502, ErrorCode.UPSTREAM_REJECTED, `The ${op} failed upstream: ${err instanceof Error ? err.message : String(err)}`, { cause: err })

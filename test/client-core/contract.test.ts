@@ -4,7 +4,7 @@
  */
 import t from 'tap'
 import type { Test } from 'tap'
-import { Client, Extension, ServerError, TransportTimeoutError, ClientError, ClientInvalidOperation } from '../../client-core/index.js'
+import { Client, Extension, MessageEncodingError, ServerError, TransportTimeoutError, ClientError, ClientInvalidOperation } from '../../client-core/index.js'
 import type { ClientOptions, ConnectionType, Message, Payload } from '../../client-core/index.js'
 import { startFaye } from '../helpers/faye.js'
 import { startCometd } from '../helpers/cometd-server.js'
@@ -119,10 +119,10 @@ for (const tc of cases) {
       t.equal(sent.filter((ch) => ch !== '/meta/connect').length, out, 'nothing was sent')
       const cyclic: Record<string, unknown> = {}
       cyclic.self = cyclic
-      await t.rejects(c.publish('/ok/x', cyclic), ClientError, 'data that cannot be serialized fails alone')
+      await t.rejects(c.publish('/ok/x', cyclic), MessageEncodingError, 'data that cannot be serialized fails alone')
       let deep: unknown = 1
       for (let i = 0; i < 20_000; i++) deep = [deep]
-      await t.rejects(c.publish('/ok/x', deep), ClientError, 'so does data nested deeper than the stack')
+      await t.rejects(c.publish('/ok/x', deep), MessageEncodingError, 'so does data nested deeper than the stack')
       t.equal((await c.publish('/ok/x', 'fine')).successful, true, 'the client goes on')
     })
 
