@@ -2,11 +2,9 @@
  * Bad input found by the HTTP fuzzer: a deeply nested JSON body well within the body limit (5,000 levels = 10 kB)
  * must be refused with a 4xx (or published), and the daemon must stay up.
  *
- * FAILS TODAY (bug report in docs/reliability.md): JSON.parse accepts it, but client-core's Session#flush()
- * (client-core/session.ts) measures each queued message with `this.options.stringify(next.message)` inside a
- * setImmediate callback without a try/catch; JSON.stringify throws `RangeError: Maximum call stack size exceeded`
- * beyond ~4,000 levels, the exception is uncaught and the daemon process exits — every SSE caller and upstream
- * session with it. Runs the compiled daemon (`npm run build`), as a real deployment would.
+ * It used to kill the daemon: JSON.parse accepts it, but JSON.stringify throws `RangeError: Maximum call stack size
+ * exceeded` beyond ~4,000 levels, and client-core measured queued messages in a setImmediate callback without a
+ * try/catch. Now the message fails alone (MessageEncodingError → 400 invalid_data). Runs the compiled daemon (`npm run build`), as a real deployment would.
  */
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
