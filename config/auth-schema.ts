@@ -5,24 +5,10 @@
 import { z } from 'zod'
 import { channelProblem } from '../client-core/protocol/channel.js'
 import * as D from './defaults.js'
+import { bool, int } from './fields.js'
 
-type Limit = keyof typeof D.LIMITS
 
-function int (name: Limit, def: number) {
-  const [min, max] = D.LIMITS[name]
-  const message = `must be an integer between ${min} and ${max}`
-  return z.preprocess(
-    (v) => (typeof v === 'string' && /^[+-]?\d{1,16}$/.test(v.trim()) ? Number(v.trim()) : v),
-    z.number({ error: message }).refine((v) => Number.isInteger(v) && v >= min && v <= max, { error: message })
-  ).default(def)
-}
 
-function bool (def: boolean) {
-  return z.preprocess(
-    (v) => (v === 'true' ? true : v === 'false' ? false : v),
-    z.boolean({ error: 'must be true or false' })
-  ).default(def)
-}
 
 /** A channel pattern in an ACL: Bayeux grammar, `*`/`**` as the last segment, never /meta. `/**` = everything. */
 const aclPattern = z.string({ error: 'a channel pattern must be a string' }).superRefine((p, ctx) => {

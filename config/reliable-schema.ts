@@ -5,24 +5,10 @@
  */
 import { z } from 'zod'
 import * as D from './defaults.js'
+import { bool, int } from './fields.js'
 
-type Limit = keyof typeof D.LIMITS
 
-function int (name: Limit, def: number) {
-  const [min, max] = D.LIMITS[name]
-  const message = `must be an integer between ${min} and ${max}`
-  return z.preprocess(
-    (v) => (typeof v === 'string' && /^[+-]?\d{1,16}$/.test(v.trim()) ? Number(v.trim()) : v),
-    z.number({ error: message }).refine((v) => Number.isInteger(v) && v >= min && v <= max, { error: message })
-  ).default(def)
-}
 
-function bool (def: boolean) {
-  return z.preprocess(
-    (v) => (v === 'true' ? true : v === 'false' ? false : v),
-    z.boolean({ error: 'must be true or false' })
-  ).default(def)
-}
 
 /** -1 (new events only) or -2 (everything the server retains); "-1"/"-2" accepted (env values). */
 function policy (def: -1 | -2) {

@@ -6,28 +6,12 @@
 import { z } from 'zod'
 import { channelProblem, channelKind } from '../client-core/protocol/channel.js'
 import * as D from './defaults.js'
+import { bool, int } from './fields.js'
 import { authSchema, dynamicSessionsSchema, unauthenticatedListenProblem } from './auth-schema.js'
 import { reliableSessionKeys, reliableTopKeys, sessionAuthProblem } from './reliable-schema.js'
 
-type Limit = keyof typeof D.LIMITS
 
-/** An integer in LIMITS[name]; a string of digits is accepted too (env values, `port: ${PORT}`). */
-function int (name: Limit, def: number) {
-  const [min, max] = D.LIMITS[name]
-  const message = `must be an integer between ${min} and ${max}`
-  return z.preprocess(
-    (v) => (typeof v === 'string' && /^[+-]?\d{1,16}$/.test(v.trim()) ? Number(v.trim()) : v),
-    z.number({ error: message }).refine((v) => Number.isInteger(v) && v >= min && v <= max, { error: message })
-  ).default(def)
-}
 
-/** A boolean; the strings "true" and "false" are accepted too. */
-function bool (def: boolean) {
-  return z.preprocess(
-    (v) => (v === 'true' ? true : v === 'false' ? false : v),
-    z.boolean({ error: 'must be true or false' })
-  ).default(def)
-}
 
 /** Also checked when some items are invalid, so that every problem is reported at once. */
 function hasDuplicates (values: unknown): boolean {

@@ -1,0 +1,23 @@
+/** Field builders shared by the schema files: integers within LIMITS and booleans, both accepting env strings. */
+import { z } from 'zod'
+import * as D from './defaults.js'
+
+export type Limit = keyof typeof D.LIMITS
+
+/** An integer in LIMITS[name]; a string of digits is accepted too (env values, `port: ${PORT}`). */
+export function int (name: Limit, def: number) {
+  const [min, max] = D.LIMITS[name]
+  const message = `must be an integer between ${min} and ${max}`
+  return z.preprocess(
+    (v) => (typeof v === 'string' && /^[+-]?\d{1,16}$/.test(v.trim()) ? Number(v.trim()) : v),
+    z.number({ error: message }).refine((v) => Number.isInteger(v) && v >= min && v <= max, { error: message })
+  ).default(def)
+}
+
+/** A boolean; the strings "true" and "false" are accepted too. */
+export function bool (def: boolean) {
+  return z.preprocess(
+    (v) => (v === 'true' ? true : v === 'false' ? false : v),
+    z.boolean({ error: 'must be true or false' })
+  ).default(def)
+}
