@@ -17,13 +17,13 @@ export interface RingEntry {
 
 export class Ring {
   readonly capacity: number
-  readonly #items: Array<RingEntry | undefined>
+  /** grows on demand up to capacity (an idle session costs nothing), then wraps */
+  readonly #items: Array<RingEntry | undefined> = []
   #start = 0
   #size = 0
 
   constructor (capacity: number) {
     this.capacity = Math.max(0, Math.floor(capacity))
-    this.#items = new Array<RingEntry | undefined>(this.capacity)
   }
 
   get size (): number { return this.#size }
@@ -40,7 +40,7 @@ export class Ring {
     const last = this.lastSeq
     if (last !== null && entry.seq !== last + 1) throw new Error(`ring: sequence ${entry.seq} after ${last}`)
     if (this.#size < this.capacity) {
-      this.#items[(this.#start + this.#size) % this.capacity] = entry
+      this.#items.push(entry) // not full yet: #start is 0 and the next slot is the end
       this.#size++
       return undefined
     }
