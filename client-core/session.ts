@@ -657,8 +657,11 @@ export class BayeuxSession extends EventEmitter<ClientEvents> {
     try {
       const headers = await this.#outgoingHeaders()
       await this.#runOutgoing(payload, headers)
-      for (const [i, entry] of entries.entries()) {
-        if (!payload.includes(copies[i]!)) this.#settle(entry, null, new ClientError('The message was dropped by an extension'))
+      if (payload.length !== copies.length || payload.some((m, i) => m !== copies[i])) {
+        const kept = new Set(payload)
+        for (const [i, entry] of entries.entries()) {
+          if (!kept.has(copies[i]!)) this.#settle(entry, null, new ClientError('The message was dropped by an extension'))
+        }
       }
       if (payload.length === 0) return
       this.counters.messagesOut += payload.length
