@@ -5,7 +5,7 @@
 import { z } from 'zod'
 import { channelProblem } from '../client-core/protocol/channel.js'
 import * as D from './defaults.js'
-import { bool, int } from './fields.js'
+import { bool, httpUrl, int } from './fields.js'
 
 
 
@@ -65,15 +65,9 @@ export const authSchema = z.strictObject({
 
 /** An allowUrls entry: http(s), a host, no credentials, no query or fragment. */
 const allowUrl = z.string({ error: 'must be a URL string' }).superRefine((value, ctx) => {
-  let url: URL
-  try {
-    url = new URL(value)
-  } catch {
-    ctx.addIssue({ code: 'custom', message: 'Invalid URL' })
-    return
-  }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') ctx.addIssue({ code: 'custom', message: 'must be an http:// or https:// URL' })
-  else if (url.hostname === '') ctx.addIssue({ code: 'custom', message: 'Invalid URL: no host' })
+  const url = httpUrl(value, ctx)
+  if (url === null) return
+  if (url.hostname === '') ctx.addIssue({ code: 'custom', message: 'Invalid URL: no host' })
   else if (url.username !== '' || url.password !== '') ctx.addIssue({ code: 'custom', message: 'must not contain credentials' })
   else if (url.search !== '' || url.hash !== '' || value.includes('?') || value.includes('#')) ctx.addIssue({ code: 'custom', message: 'must not have a query or fragment (it is a scheme + host + path prefix)' })
 })

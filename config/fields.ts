@@ -21,3 +21,19 @@ export function bool (def: boolean) {
     z.boolean({ error: 'must be true or false' })
   ).default(def)
 }
+
+/** Parses an http(s) URL for a superRefine; reports "Invalid URL" or the wrong scheme, and returns null then. */
+export function httpUrl (value: string, ctx: z.RefinementCtx): URL | null {
+  let url: URL
+  try {
+    url = new URL(value)
+  } catch {
+    ctx.addIssue({ code: 'custom', message: 'Invalid URL' })
+    return null
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    ctx.addIssue({ code: 'custom', message: 'must be an http:// or https:// URL' })
+    return null
+  }
+  return url
+}

@@ -5,7 +5,7 @@
  */
 import { z } from 'zod'
 import * as D from './defaults.js'
-import { bool, int } from './fields.js'
+import { bool, httpUrl, int } from './fields.js'
 
 
 
@@ -32,16 +32,7 @@ export const replaySchema = z.strictObject({
 const nonEmpty = (what: string) => z.string({ error: `must be a string (${what})` })
   .refine((v) => v.trim() !== '', { error: `must not be empty (${what})` })
 
-const tokenUrl = z.string({ error: 'must be a URL' }).superRefine((value, ctx) => {
-  let url: URL
-  try {
-    url = new URL(value)
-  } catch {
-    ctx.addIssue({ code: 'custom', message: 'Invalid URL' })
-    return
-  }
-  if (url.protocol !== 'https:' && url.protocol !== 'http:') ctx.addIssue({ code: 'custom', message: 'must be an https:// URL' })
-})
+const tokenUrl = z.string({ error: 'must be a URL' }).superRefine((value, ctx) => { httpUrl(value, ctx) })
 
 /** The upstream Bearer token: exactly one of tokenFile, tokenCommand, tokenUrl (+ clientId, refreshToken). */
 export const upstreamAuthSchema = z.strictObject({
