@@ -123,6 +123,21 @@ interface PrivateSession {
   _scheduler?: { _timeout: NodeJS.Timeout | null } | null
 }
 
+/**
+ * A held /meta/connect owns a ref'd setTimeout for `timeout` ms that nothing cancels when the socket dies:
+ * clear them (and forget the sessions), or a stopped server keeps the process alive for up to 30 s.
+ */
+export function clearHeldConnects(live: Set<ServerSession>): void {
+  for (const s of live) {
+    const scheduler = (s as unknown as PrivateSession)._scheduler
+    if (scheduler?._timeout) {
+      clearTimeout(scheduler._timeout)
+      scheduler._timeout = null
+    }
+  }
+  live.clear()
+}
+
 function installServices(cometd: CometDServer, calls: ServerMessage[]): void {
   const echo = cometd.createServerChannel(ECHO_CHANNEL)
   echo.addListener('message', (session: ServerSession, _ch: ServerChannel, message: ServerMessage, cb: Cb) => {
@@ -200,16 +215,7 @@ export async function startCometd(opts: StartCometdOptions = {}): Promise<Cometd
     if (!running) return
     running = false
     cometd.close() // stops the sweeper timer
-    // A held /meta/connect owns a ref'd setTimeout for `timeout` ms that nothing cancels when the
-    // socket dies: clear them, or a stopped server keeps the process alive for up to 30 s.
-    for (const s of live) {
-      const scheduler = (s as unknown as PrivateSession)._scheduler
-      if (scheduler?._timeout) {
-        clearTimeout(scheduler._timeout)
-        scheduler._timeout = null
-      }
-    }
-    live.clear()
+    clearHeldConnects(live)
     await closeServer(tracked.server, tracked.sockets)
   }
 

@@ -77,6 +77,7 @@ import { createRequire } from 'node:module'
 import type http from 'node:http'
 import type { Socket } from 'node:net'
 import type { CometDServer, Options as CometDOptions, ServerExtension, ServerMessage, ServerSession } from 'cometd-nodejs-server'
+import { clearHeldConnects } from './cometd-server.js'
 import { baseUrl, closeServer, createHttpServer, idempotent, listen, type TlsOptions, type TrackedServer } from './net-util.js'
 
 const require = createRequire(import.meta.url)
@@ -548,15 +549,7 @@ export async function startSalesforceLike(opts: SalesforceLikeOptions = {}): Pro
     if (!running) return
     running = false
     cometd.close() // the sweeper timer
-    for (const s of live) {
-      // A held /meta/connect owns a ref'd setTimeout that nothing cancels when its socket dies.
-      const scheduler = heldConnect(s)
-      if (scheduler?._timeout) {
-        clearTimeout(scheduler._timeout)
-        scheduler._timeout = null
-      }
-    }
-    live.clear()
+    clearHeldConnects(live)
     await closeServer(tracked.server, tracked.sockets)
   }
 

@@ -13,7 +13,7 @@ import { startCometd } from '../helpers/cometd-server.js'
 import { startFaultProxy } from '../helpers/fault-proxy.js'
 import { delay, waitFor } from '../helpers/wait.js'
 import { makeConfig, openSse, startBridge } from '../server/fixtures/bridge.js'
-import { account, bridgeOn, ranges, receivedNs, startPublisher, upstreamEvents, waitForN } from './fixtures.js'
+import { account, bridgeOn, ranges, receivedNs, recoverAndDrain, startPublisher, upstreamEvents, waitForN } from './fixtures.js'
 
 t.setTimeout(120_000)
 
@@ -36,14 +36,7 @@ t.test('cut longer than the session timeout: re-handshake, resubscribe, callers 
   const expiredMs = Date.now() - cutAt
   await proxy.refuse(false)
   const backAt = Date.now()
-  await waitFor(() => upstreamEvents(sse).some((e) => e.status === 'up'), { timeoutMs: 15_000, message: 'event: upstream up' })
-  const upMs = Date.now() - backAt
-  const upSent = pub.last
-  await delay(500)
-  await pub.stop()
-  await waitForN(sse, pub.last)
-
-  const acc = account(pub.sent, receivedNs(sse))
+  const { upMs, upSent, acc } = await recoverAndDrain(sse, pub, backAt)
   const statuses = upstreamEvents(sse).map((e) => e.status)
   t.comment(`long cut: session expired ${expiredMs} ms after the cut; 'up' ${upMs} ms after the network returned; lost ${acc.lost.length} of ${acc.sent} [${ranges(acc.lost)}] (everything published while the session was gone: cometd drops it); caller saw ${statuses.join(' → ')}`)
   t.not(session.client.clientId, before, 'a new clientId')
@@ -73,13 +66,7 @@ t.test('cut shorter than the session timeout: same clientId, callers told down/u
   await delay(2_000)
   await proxy.refuse(false)
   const backAt = Date.now()
-  await waitFor(() => upstreamEvents(sse).some((e) => e.status === 'up'), { timeoutMs: 15_000, message: 'event: upstream up' })
-  const upMs = Date.now() - backAt
-  await delay(500)
-  await pub.stop()
-  await waitForN(sse, pub.last)
-
-  const acc = account(pub.sent, receivedNs(sse))
+  const { upMs, acc } = await recoverAndDrain(sse, pub, backAt)
   const duringCut = pub.sent.filter((s) => s.at >= cutAt && s.at < backAt).length
   const statuses = upstreamEvents(sse).map((e) => e.status)
   // What Faye wrote into the link in the instant before it saw the cut is lost whatever the client does;

@@ -113,6 +113,28 @@ export async function waitForN (sse: SseStream, n: number, timeoutMs = 10_000): 
   await waitFor(() => receivedNs(sse).some((k) => k >= n), { timeoutMs, message: () => `message ${n} (last received ${receivedNs(sse).at(-1)})` })
 }
 
+export interface Recovery {
+  /** ms from `backAt` (the link restored) to the caller's `event: upstream` with status up */
+  upMs: number
+  /** the last number published before `up` arrived */
+  upSent: number
+  acc: Accounting
+}
+
+/**
+ * The second half of every cut/stall scenario: the link was restored at `backAt`; waits (bounded) for the caller's
+ * `up`, lets the publisher run `tailMs` more, stops it, waits until the caller has the last number, and accounts.
+ */
+export async function recoverAndDrain (sse: SseStream, pub: Publisher, backAt: number, opts: { upTimeoutMs?: number, tailMs?: number } = {}): Promise<Recovery> {
+  await waitFor(() => upstreamEvents(sse).some((e) => e.status === 'up'), { timeoutMs: opts.upTimeoutMs ?? 15_000, message: 'event: upstream up' })
+  const upMs = Date.now() - backAt
+  const upSent = pub.last
+  await delay(opts.tailMs ?? 500)
+  await pub.stop()
+  await waitForN(sse, pub.last)
+  return { upMs, upSent, acc: account(pub.sent, receivedNs(sse)) }
+}
+
 /** Polls (10 ms) until `pred`, then returns the time it became true; bounded. */
 export async function timeUntil (pred: () => boolean, timeoutMs: number, message: string): Promise<number> {
   await waitFor(pred, { timeoutMs, intervalMs: 10, message })

@@ -9,9 +9,9 @@ import t from 'tap'
 import { startFaye } from '../helpers/faye.js'
 import { startCometd } from '../helpers/cometd-server.js'
 import { startFaultProxy } from '../helpers/fault-proxy.js'
-import { delay, waitFor } from '../helpers/wait.js'
+import { waitFor } from '../helpers/wait.js'
 import { openSse } from '../server/fixtures/bridge.js'
-import { account, bridgeOn, startLinkTracker, ranges, receivedNs, startPublisher, upstreamEvents, waitForN } from './fixtures.js'
+import { bridgeOn, startLinkTracker, ranges, receivedNs, recoverAndDrain, startPublisher, upstreamEvents } from './fixtures.js'
 
 t.setTimeout(120_000)
 
@@ -38,14 +38,7 @@ t.test('half-open websocket: detected by pings, the dead socket dropped at once,
   const droppedMs = Math.max(...atStall.map((l) => l.closedByBridgeAt!)) - stalledAt
   proxy.stall(false)
   const backAt = Date.now()
-  await waitFor(() => upstreamEvents(sse).some((e) => e.status === 'up'), { timeoutMs: 20_000, message: 'event: upstream up' })
-  const upMs = Date.now() - backAt
-  const upSent = pub.last
-  await delay(500)
-  await pub.stop()
-  await waitForN(sse, pub.last)
-
-  const acc = account(pub.sent, receivedNs(sse))
+  const { upMs, upSent, acc } = await recoverAndDrain(sse, pub, backAt, { upTimeoutMs: 20_000 })
   t.comment(`half-open websocket: detected after ${detectedMs} ms (design 5-10 s by pings; references 36-72 s); old socket gone ${droppedMs} ms after the stall; 'up' ${upMs} ms after the link worked again; lost ${acc.lost.length} of ${acc.sent} [${ranges(acc.lost)}] (written by Faye into the dead socket)`)
   t.ok(detectedMs <= 20_000, `detected within a generous 20 s (goal 15 s; measured ${detectedMs} ms)`)
   t.ok(droppedMs <= detectedMs + 1_000, 'the dead socket was dropped at detection: no close handshake awaited')
@@ -76,14 +69,7 @@ t.test('half-open long-polling: detected within advice timeout + maxNetworkDelay
   const droppedMs = Math.max(...atStall.map((l) => l.closedByBridgeAt!)) - stalledAt
   proxy.stall(false)
   const backAt = Date.now()
-  await waitFor(() => upstreamEvents(sse).some((e) => e.status === 'up'), { timeoutMs: 20_000, message: 'event: upstream up' })
-  const upMs = Date.now() - backAt
-  const upSent = pub.last
-  await delay(500)
-  await pub.stop()
-  await waitForN(sse, pub.last)
-
-  const acc = account(pub.sent, receivedNs(sse))
+  const { upMs, upSent, acc } = await recoverAndDrain(sse, pub, backAt, { upTimeoutMs: 20_000 })
   const bound = 1_500 + 1_500
   t.comment(`half-open long-polling: detected after ${detectedMs} ms (advice timeout 1500 + maxNetworkDelayMs 1500 = ${bound} ms; references 36-40 s on cometd); ${atStall.length} sockets open at the stall, all gone ${droppedMs} ms after it; ${proxy.stats.accepted - acceptedAtStall} new connections since; 'up' ${upMs} ms after the link worked again; lost ${acc.lost.length} of ${acc.sent} [${ranges(acc.lost)}]`)
   t.ok(detectedMs <= bound + 5_000, `detected within the deadline plus 5 s of slack (measured ${detectedMs} ms)`)
