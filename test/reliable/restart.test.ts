@@ -65,10 +65,11 @@ t.test('SIGKILL while the upstream publishes: restarted from the checkpoint, eve
 
   let run = await startDaemon(t, configFile)
   t.comment(`daemon 1 ready in ${run.startMs} ms`)
-  const pub = publisher(sf, 20)
   const streams: SseStream[] = []
+  // the first stream has no Last-Event-ID (it starts live): open it before the first event is published
   let sse = await openSse(t, `${run.base}/sessions/sf/events?channel=${CHANNEL}`)
   streams.push(sse)
+  const pub = publisher(sf, 20)
   for (let kill = 1; kill <= 2; kill++) {
     // ~40 live events after the stream (re)started, so that the daemon has been writing checkpoints for a while
     const target = pub.count + 40
