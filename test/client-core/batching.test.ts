@@ -9,7 +9,7 @@
 import t from 'tap'
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { Client, ClientError, MessageEncodingError, MessageTooLargeError } from '../../client-core/index.js'
+import { Client, ClientError, MessageEncodingError, MessageTooLargeError, TransportTimeoutError } from '../../client-core/index.js'
 import type { Logger, Message } from '../../client-core/index.js'
 import { startCometd } from '../helpers/cometd-server.js'
 import { collector } from '../helpers/wait.js'
@@ -23,6 +23,8 @@ async function startBodyLimit (target: string, limit: number): Promise<{
   /** the non-meta messages forwarded to the server, in order, and the size of every forwarded body */
   forwarded: Forwarded[]
   bodies: number[]
+  /** while true, requests without /meta/ messages are held unanswered */
+  stall: boolean
   close: () => Promise<void>
 }> {
   const upstream = new URL(target)
@@ -39,12 +41,13 @@ async function startBodyLimit (target: string, limit: number): Promise<{
         res.writeHead(413, { 'content-type': 'text/plain', connection: 'close' }).end('Request Entity Too Large')
         return
       }
+      let messages: Message[] = []
+      try { messages = JSON.parse(body.toString('utf8')) as Message[] } catch {}
+      if (front.stall && messages.every((m) => !m.channel.startsWith('/meta/'))) return
       bodies.push(body.length)
-      try {
-        for (const m of JSON.parse(body.toString('utf8')) as Message[]) {
-          if (!m.channel.startsWith('/meta/')) forwarded.push({ channel: m.channel, id: m.id })
-        }
-      } catch {}
+      for (const m of messages) {
+        if (!m.channel.startsWith('/meta/')) forwarded.push({ channel: m.channel, id: m.id })
+      }
       const headers = { ...req.headers, host: upstream.host, 'content-length': String(body.length) }
       const out = http.request({ host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers }, (answer) => {
         res.writeHead(answer.statusCode ?? 502, answer.headers)
@@ -56,16 +59,18 @@ async function startBodyLimit (target: string, limit: number): Promise<{
   })
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
   const port = (server.address() as AddressInfo).port
-  return {
-    url: (path) => `http://127.0.0.1:${port}${path}`,
+  const front = {
+    url: (path: string) => `http://127.0.0.1:${port}${path}`,
     rejected,
     forwarded,
     bodies,
+    stall: false,
     close: async () => {
       server.closeAllConnections()
       await new Promise<void>((resolve) => server.close(() => resolve()))
     }
   }
+  return front
 }
 
 function capturingLogger (): { logger: Logger, warnings: string[] } {
@@ -157,6 +162,26 @@ t.test('against cometd-nodejs-server', async (t) => {
     }
     t.same(front.forwarded.map((f) => f.channel).length, 2, 'the large message never reached the server')
     t.equal((await c.publish('/batch/big', 'later')).successful, true, 'the client goes on')
+  })
+
+  t.test('deadlines: a shorter one set later fires first; the client recovers', async (t) => {
+    const front = await startBodyLimit(origin, 1024 * 1024)
+    t.teardown(front.close)
+    const c = new Client(front.url('/cometd'), { connectionTypes: 'long-polling' })
+    t.teardown(async () => await c.close())
+    await c.open()
+    front.stall = true
+    const order: string[] = []
+    const started = Date.now()
+    const long = c.publish('/batch/deadline', 1, { timeoutMs: 3_000 }).catch((error: unknown) => { order.push('long'); throw error })
+    await new Promise((resolve) => setTimeout(resolve, 100))
+    const short = c.publish('/batch/deadline', 2, { timeoutMs: 400 }).catch((error: unknown) => { order.push('short'); throw error })
+    await t.rejects(short, TransportTimeoutError, 'the queued message times out')
+    t.ok(Date.now() - started < 2_500, `short deadline after ${Date.now() - started} ms`)
+    await t.rejects(long, TransportTimeoutError, 'the stalled request times out')
+    t.same(order, ['short', 'long'])
+    front.stall = false
+    t.equal((await c.publish('/batch/deadline', 3)).successful, true, 'the client goes on (fresh connection)')
   })
 
   t.test('an unserializable message in a batch fails alone; the others go', async (t) => {
