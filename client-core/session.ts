@@ -791,6 +791,12 @@ export class BayeuxSession extends EventEmitter<ClientEvents> {
         }
         const chunk = end - start === parts.length ? sent : sent.slice(start, end)
         unsent = sent.slice(start).filter((e): e is Outgoing => e !== null)
+        // A later request of the batch: not after close(), nor when everything in it already failed (a dropped socket).
+        if (controller.signal.aborted) throw controller.signal.reason
+        if (start > 0 && chunk.every((e) => e === null || e.settled)) {
+          start = end
+          continue
+        }
         const body = end - start === 1 ? `[${parts[start]!}]` : `[${parts.slice(start, end).join(',')}]`
         const first = messages[start]!.channel
         let timeoutMs = 0
