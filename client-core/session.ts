@@ -117,6 +117,8 @@ export class BayeuxSession extends EventEmitter<ClientEvents> {
   #deadlineAt = Infinity
   /** long-polling body cap learnt from an HTTP 413 (null: none seen) */
   #bodyCap: number | null = null
+  /** the previous batch was over the byte cap: serialize message by message at once (no whole-payload attempt) */
+  #splitting = false
   #inFlight = 0
   #flushScheduled = false
   #controllers = new Set<AbortController>()
@@ -754,42 +756,49 @@ export class BayeuxSession extends EventEmitter<ClientEvents> {
           }
         }
       }
-      // Serialize each message once; the bodies are joined from these parts.
-      const parts: string[] = []
-      const sent: Array<Outgoing | null> = []
-      const messages: Message[] = []
-      for (let i = 0; i < payload.length; i++) {
-        const message = payload[i]!
-        let part: string
+      // Serialize once. Fast path: the whole payload in one call (about twice as fast as message by message). Message
+      // by message when that throws (the unserializable message then fails alone, the others go) or when the body
+      // has to be split (then the bodies are joined from the parts).
+      const cap0 = this.#byteCap(transport)
+      let messages: Message[] = payload
+      let sent: Array<Outgoing | null> = owners
+      let whole: string | null = null
+      let parts: string[] = []
+      if (!this.#splitting || payload.length === 1) {
         try {
-          part = this.options.stringify(message)
-        } catch (error) {
-          // Data that cannot be serialized (a cycle, a BigInt, nesting deeper than the stack) fails alone.
-          const owner = owners[i]
-          if (owner != null) {
-            this.#settle(owner, null, new MessageEncodingError(`The message for ${message.channel} cannot be serialized`, { cause: error }))
-          }
-          continue
+          whole = this.options.stringify(payload)
+        } catch {
+          whole = null
         }
-        parts.push(part)
-        sent.push(owners[i] ?? null)
-        messages.push(message)
+        if (whole !== null && payload.length > 1 && whole.length > cap0) {
+          whole = null
+          this.#splitting = true
+        }
       }
-      if (parts.length === 0) return
-      this.counters.messagesOut += parts.length
+      if (whole === null) {
+        ({ parts, sent, messages } = this.#serializeEach(payload, owners))
+        if (parts.length === 0) return
+        let total = 1
+        for (const part of parts) total += part.length + 1
+        this.#splitting = total > cap0
+      }
+      this.counters.messagesOut += messages.length
       this.logger.trace({ channels: messages.map((m) => m.channel), type: transport.type }, 'send')
       const isConnect = options.isConnect ?? false
       let start = 0
       let maxCount = Infinity // halved by a 413, so that a retry is always smaller
-      while (start < parts.length) {
-        const cap = this.#byteCap(transport)
-        let end = start + 1
-        let bytes = 2 + parts[start]!.length
-        while (end < parts.length && end - start < maxCount && bytes + 1 + parts[end]!.length <= cap) {
-          bytes += 1 + parts[end]!.length
-          end++
+      while (start < messages.length) {
+        let end = messages.length
+        if (whole === null) {
+          const cap = this.#byteCap(transport)
+          end = start + 1
+          let bytes = 2 + parts[start]!.length
+          while (end < parts.length && end - start < maxCount && bytes + 1 + parts[end]!.length <= cap) {
+            bytes += 1 + parts[end]!.length
+            end++
+          }
         }
-        const chunk = end - start === parts.length ? sent : sent.slice(start, end)
+        const chunk = end - start === messages.length ? sent : sent.slice(start, end)
         unsent = sent.slice(start).filter((e): e is Outgoing => e !== null)
         // A later request of the batch: not after close(), nor when everything in it already failed (a dropped socket).
         if (controller.signal.aborted) throw controller.signal.reason
@@ -797,7 +806,7 @@ export class BayeuxSession extends EventEmitter<ClientEvents> {
           start = end
           continue
         }
-        const body = end - start === 1 ? `[${parts[start]!}]` : `[${parts.slice(start, end).join(',')}]`
+        const body = whole ?? (end - start === 1 ? `[${parts[start]!}]` : `[${parts.slice(start, end).join(',')}]`)
         const first = messages[start]!.channel
         let timeoutMs = 0
         for (const entry of chunk) {
@@ -820,6 +829,11 @@ export class BayeuxSession extends EventEmitter<ClientEvents> {
           if (end - start > 1) {
             this.#lowerBodyCap(body.length)
             maxCount = Math.ceil((end - start) / 2)
+            if (whole !== null) {
+              whole = null
+              ;({ parts, sent, messages } = this.#serializeEach(messages, sent))
+              if (parts.length === 0) return
+            }
             continue
           }
           const owner = sent[start]
@@ -859,6 +873,31 @@ export class BayeuxSession extends EventEmitter<ClientEvents> {
     } finally {
       this.#controllers.delete(controller)
     }
+  }
+
+  /** Serializes message by message; one that cannot be serialized fails alone and is left out. */
+  #serializeEach (payload: Message[], owners: Array<Outgoing | null>): { parts: string[], sent: Array<Outgoing | null>, messages: Message[] } {
+    const parts: string[] = []
+    const sent: Array<Outgoing | null> = []
+    const messages: Message[] = []
+    for (let i = 0; i < payload.length; i++) {
+      const message = payload[i]!
+      let part: string
+      try {
+        part = this.options.stringify(message)
+      } catch (error) {
+        // Data that cannot be serialized (a cycle, a BigInt, nesting deeper than the stack) fails alone.
+        const owner = owners[i]
+        if (owner != null) {
+          this.#settle(owner, null, new MessageEncodingError(`The message for ${message.channel} cannot be serialized`, { cause: error }))
+        }
+        continue
+      }
+      parts.push(part)
+      sent.push(owners[i] ?? null)
+      messages.push(message)
+    }
+    return { parts, sent, messages }
   }
 
   /** An HTTP 413: halve the byte cap of this client's long-polling bodies (not below MIN_BODY_CAP). Logged once. */
