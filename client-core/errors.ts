@@ -3,7 +3,7 @@
  * The hierarchy follows aiocometd's so that its users find their way:
  *
  *   CometdError
- *   ├── ClientError ── ClientInvalidOperation
+ *   ├── ClientError ── ClientInvalidOperation, MessageEncodingError, MessageTooLargeError
  *   ├── TransportError ── TransportTimeoutError, TransportConnectionClosed
  *   └── ServerError
  */
@@ -25,6 +25,11 @@ export class ClientError extends CometdError {
 /** The message's data cannot be serialized (a cycle, a BigInt, nesting deeper than the stack). */
 export class MessageEncodingError extends ClientError {
   override readonly code: string = 'COMETD_ENCODING'
+}
+
+/** The server refused a message as too large (HTTP 413 to a request carrying it alone): it was not processed. */
+export class MessageTooLargeError extends ClientError {
+  override readonly code: string = 'COMETD_MESSAGE_TOO_LARGE'
 }
 
 /** The operation is not allowed in the client's current state (e.g. `publish()` on a closed client). */

@@ -63,6 +63,17 @@ export interface ClientOptions {
   appendMessageTypeToURL?: boolean
   /** Merge queued publishes/subscribes into one request (long-polling) or frame. Default true. */
   autoBatch?: boolean
+  /** With autoBatch: the most messages taken from the queue for one batch. Default 1_000. */
+  maxBatchMessages?: number
+  /**
+   * The most characters of JSON (bytes, for ASCII) in one long-polling request body or websocket frame; a batch
+   * over it goes as several requests, one after another, and a single larger message goes alone. Default 524_288
+   * (512 KiB) for long-polling and 32_768 for websocket frames (Jetty-based CometD servers refuse frames over
+   * 64 KiB by default); setting it applies to both. When a server answers a long-polling batch with HTTP 413,
+   * the client halves its cap (not below 8 KiB) for the rest of its life and sends the same messages again in
+   * smaller requests; a message refused alone fails with MessageTooLargeError.
+   */
+  maxBatchBytes?: number
   /** Websocket: interval of ws pings that find a dead socket, ms (default 5_000); a socket silent for 3 intervals is dropped. */
   pingIntervalMs?: number
   /** Advice the client sends on handshake (timeout/interval, ms). */
@@ -79,6 +90,9 @@ export const DEFAULTS = {
   maxPendingCount: 100,
   maxNetworkDelayMs: 10_000,
   pingIntervalMs: 5_000,
+  maxBatchMessages: 1_000,
+  maxBatchBytes: 512 * 1024,
+  maxFrameBytes: 32 * 1024,
   backoff: { initialMs: 250, earlyMaxMs: 1_000, maxMs: 8_000 },
   advice: { timeout: 60_000, interval: 0 }
 } as const

@@ -1,9 +1,11 @@
 /**
- * long-polling over an undici Pool: two connections per client, one for the held /meta/connect and one for
- * everything else (the session keeps at most one other request in flight). Every request has a deadline and an
- * abort signal; after a timeout the whole pool is destroyed so that no socket from before a stall is reused.
+ * long-polling over two undici Clients (one connection each): one for the held /meta/connect and one for
+ * everything else (the session keeps at most one other request in flight). Two Clients rather than a Pool: a Pool
+ * preallocates a 2,048-slot request queue, 16 KB per session. Every request has a deadline and an abort signal;
+ * after a timeout both are destroyed so that no socket from before a stall is reused.
  */
-import { Pool, buildConnector, errors as undiciErrors } from 'undici'
+import { Client, buildConnector, errors as undiciErrors } from 'undici'
+import { cookieCompare } from 'tough-cookie'
 import type { TLSSocket } from 'node:tls'
 import type { Headers } from '../extensions.js'
 import type { Payload } from '../protocol/message.js'
@@ -15,20 +17,24 @@ export class LongPollingTransport implements Transport {
   readonly type = 'long-polling' as const
   readonly maxInFlight = 1
   readonly #ctx: TransportContext
-  #pool: Pool | null = null
+  #connector: buildConnector.connector | null = null
+  /** [0]: the held /meta/connect, [1]: everything else */
+  #clients: [Client | null, Client | null] = [null, null]
+  /** the Cookie header, computed at most once a second (and again after a Set-Cookie or an expiry) */
+  #cookie: { value: string, until: number } | null = null
   #closed = false
 
   constructor (context: TransportContext) {
     this.#ctx = context
   }
 
-  #getPool (): Pool {
-    if (this.#pool !== null) return this.#pool
+  #connect (): buildConnector.connector {
+    if (this.#connector !== null) return this.#connector
     const ctx = this.#ctx
     // A resumed TLS session shows no peer certificate: with a pin, every connection does a full handshake.
     const pinned = typeof ctx.tls?.fingerprint256 === 'string'
     const base = buildConnector({ ...tlsConnectOptions(ctx.tls), timeout: ctx.maxNetworkDelayMs, ...(pinned ? { maxCachedSessions: 0 } : {}) })
-    const connect: buildConnector.connector = (options, callback) => base(options, (err, socket) => {
+    this.#connector = (options, callback) => base(options, (err, socket) => {
       if (err !== null || socket === null) return callback(err ?? new TransportError('connect failed'), null)
       try {
         if (ctx.url.protocol === 'https:') checkPin(ctx.tls, socket as TLSSocket)
@@ -38,15 +44,39 @@ export class LongPollingTransport implements Transport {
       }
       callback(null, socket)
     })
-    this.#pool = new Pool(ctx.url.origin, {
-      connections: 2,
+    return this.#connector
+  }
+
+  #client (isConnect: boolean): Client {
+    const slot = isConnect ? 0 : 1
+    let client = this.#clients[slot]
+    if (client !== null) return client
+    const ctx = this.#ctx
+    client = new Client(ctx.url.origin, {
       pipelining: 1,
-      connect,
+      connect: this.#connect(),
       keepAliveTimeout: 30_000,
       headersTimeout: ctx.maxNetworkDelayMs,
       bodyTimeout: ctx.maxNetworkDelayMs
     })
-    return this.#pool
+    this.#clients[slot] = client
+    return client
+  }
+
+  async #cookieHeader (): Promise<string> {
+    const now = Date.now()
+    const cached = this.#cookie
+    if (cached !== null && now < cached.until) return cached.value
+    const ctx = this.#ctx
+    const cookies = await ctx.cookies.getCookies(ctx.url.href)
+    let until = now + 1000
+    for (const cookie of cookies) {
+      const expiry = cookie.expiryTime()
+      if (expiry !== undefined && expiry < until) until = expiry
+    }
+    const value = cookies.sort(cookieCompare).map((c) => c.cookieString()).join('; ')
+    this.#cookie = { value, until }
+    return value
   }
 
   #path (messageType: string | null): string {
@@ -62,8 +92,8 @@ export class LongPollingTransport implements Transport {
   async send (payload: Payload, headers: Headers, options: SendOptions): Promise<void> {
     if (this.#closed) throw new TransportConnectionClosed('The transport is closed')
     const ctx = this.#ctx
-    const body = ctx.stringify(payload)
-    const cookie = await ctx.cookies.getCookieString(ctx.url.href)
+    const body = options.body ?? ctx.stringify(payload)
+    const cookie = await this.#cookieHeader()
     const requestHeaders: Record<string, string> = {
       'content-type': 'application/json;charset=UTF-8',
       accept: 'application/json',
@@ -72,7 +102,7 @@ export class LongPollingTransport implements Transport {
     if (cookie !== '') requestHeaders.cookie = cookie
     let response
     try {
-      response = await this.#getPool().request({
+      response = await this.#client(options.isConnect).request({
         method: 'POST',
         path: this.#path(options.messageType),
         headers: requestHeaders,
@@ -101,6 +131,7 @@ export class LongPollingTransport implements Transport {
 
   async #storeCookies (setCookie: string | string[] | undefined): Promise<void> {
     if (setCookie === undefined) return
+    this.#cookie = null
     for (const line of Array.isArray(setCookie) ? setCookie : [setCookie]) {
       try {
         await this.#ctx.cookies.setCookie(line, this.#ctx.url.href, { ignoreError: true })
@@ -111,19 +142,21 @@ export class LongPollingTransport implements Transport {
   }
 
   reset (reason: string): void {
-    const pool = this.#pool
-    this.#pool = null
-    if (pool !== null) {
-      this.#ctx.logger.debug({ reason }, 'long-polling: dropping every pooled connection')
-      pool.destroy(new TransportConnectionClosed(`Connection reset: ${reason}`)).catch(() => {})
+    const clients = this.#clients
+    this.#clients = [null, null]
+    this.#cookie = null
+    const error = new TransportConnectionClosed(`Connection reset: ${reason}`)
+    if (clients[0] !== null || clients[1] !== null) this.#ctx.logger.debug({ reason }, 'long-polling: dropping every connection')
+    for (const client of clients) {
+      if (client !== null) client.destroy(error).catch(() => {})
     }
   }
 
   async close (): Promise<void> {
     this.#closed = true
-    const pool = this.#pool
-    this.#pool = null
-    if (pool !== null) await pool.destroy().catch(() => {})
+    const clients = this.#clients
+    this.#clients = [null, null]
+    await Promise.all(clients.map(async (client) => { if (client !== null) await client.destroy().catch(() => {}) }))
   }
 }
 

@@ -34,6 +34,8 @@ export interface SendOptions {
   isConnect: boolean
   /** the /meta/* type of the first message, for URL suffixes */
   messageType: string | null
+  /** the payload already serialized (the session serializes each message once); sent instead of stringifying it again */
+  body?: string
 }
 
 export interface Transport {
@@ -41,7 +43,7 @@ export interface Transport {
   /** Requests that may be in flight besides the connect (long-polling 1, websocket unlimited). */
   readonly maxInFlight: number
   /**
-   * Sends one payload with the given headers. Long-polling resolves after the response was handed to
+   * Sends one payload with the given headers (as `options.body` when given). Long-polling resolves after the response was handed to
    * `context.receive()`; websocket resolves once the frame is written (replies arrive as frames).
    * Rejects with a TransportError subclass.
    */

@@ -37,7 +37,7 @@ export class WebSocketTransport implements Transport {
   async send (payload: Payload, headers: Headers, options: SendOptions): Promise<void> {
     if (this.#closed) throw new TransportConnectionClosed('The transport is closed')
     const socket = await this.#open(headers, options)
-    const text = this.#ctx.stringify(payload)
+    const text = options.body ?? this.#ctx.stringify(payload)
     await new Promise<void>((resolve, reject) => {
       socket.send(text, (error) => {
         if (error == null) resolve()
