@@ -182,13 +182,15 @@ export class WebSocketTransport implements Transport {
       this.#drop(socket, error as Error)
       return
     }
-    let done: Promise<void>
+    // A context may finish synchronously and return nothing: then there is nothing to wait for.
+    let done: Promise<void> | undefined
     try {
-      done = this.#ctx.receive(payload, null, this)
+      done = this.#ctx.receive(payload, null, this) as Promise<void> | undefined
     } catch (error) {
       this.#failed(error)
       return
     }
+    if (done === undefined) return
     this.#busy = true
     done.then(this.#settled, this.#settledWithError)
   }

@@ -73,3 +73,53 @@ t.test('websocket: a long backlog pauses the socket; the read deadline does not 
   t.same(states, [], 'no state change: the connection was never taken for dead')
   t.equal(client.state, 'connected')
 })
+
+t.test('WebSocketTransport: a context that finishes synchronously is not waited for; frames stay in order either way', async (t) => {
+  // The transport alone, under a stub context, against a ws server that sends a burst of frames in one go.
+  const { WebSocketServer } = await import('ws')
+  const { WebSocketTransport } = await import('../../client-core/transport/websocket.js')
+  const { CookieJar } = await import('tough-cookie')
+  const n = 200
+  const wss = new WebSocketServer({ host: '127.0.0.1', port: 0 })
+  t.teardown(() => { for (const c of wss.clients) c.terminate(); wss.close() })
+  await new Promise<void>((resolve) => wss.once('listening', () => resolve()))
+  wss.on('connection', (socket) => {
+    socket.once('message', () => {
+      for (let i = 0; i < n; i++) socket.send(JSON.stringify([{ channel: '/x', data: i }]))
+    })
+  })
+  const port = (wss.address() as { port: number }).port
+  const seen: number[] = []
+  let pending = 0
+  let overlap = 0
+  let waited = 0
+  const silent = { debug () {}, info () {}, warn () {}, error () {} }
+  const transport = new WebSocketTransport({
+    url: new URL(`http://127.0.0.1:${port}/cometd`),
+    cookies: new CookieJar(),
+    tls: undefined,
+    logger: silent as never,
+    maxNetworkDelayMs: 5000,
+    pingIntervalMs: 0,
+    appendMessageTypeToURL: false,
+    stringify: JSON.stringify,
+    parse: (text) => JSON.parse(text) as Payload,
+    receive (payload) {
+      if (pending > 0) overlap++
+      const i = payload[0]!.data as number
+      seen.push(i)
+      if (i % 3 !== 0) return undefined as unknown as Promise<void> // finished synchronously
+      pending++
+      waited++
+      return new Promise<void>((resolve) => setTimeout(() => { pending--; resolve() }, i % 2))
+    },
+    closed () {}
+  })
+  t.teardown(async () => await transport.close())
+  await transport.send([{ channel: '/meta/connect' }], {}, { timeoutMs: 5000, signal: new AbortController().signal, isConnect: false, messageType: null })
+  await waitFor(() => seen.length >= n, { timeoutMs: 10_000, message: () => `seen ${seen.length} of ${n}` })
+  await waitFor(() => pending === 0, { timeoutMs: 5000 })
+  t.same(seen, Array.from({ length: n }, (_, i) => i), 'in order')
+  t.equal(overlap, 0, 'no frame handed over while an earlier one was still being received')
+  t.equal(waited, Math.ceil(n / 3))
+})
