@@ -285,10 +285,11 @@ export class Client extends BayeuxSession implements AsyncIterable<Message> {
     return call
   }
 
-  async #send (message: Message, timeoutMs = this.options.maxNetworkDelayMs): Promise<Message> {
+  /** The reply's promise itself (no async frame of its own: every caller awaits it inside an async function). */
+  #send (message: Message, timeoutMs = this.options.maxNetworkDelayMs): Promise<Message> {
     const entry = this.newOutgoing(message)
     this.enqueue(entry, timeoutMs)
-    return await entry.promise
+    return entry.promise
   }
 
   protected override onUnmatchedReply (message: Message): void {
