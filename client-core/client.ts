@@ -11,7 +11,7 @@ import { ClientError, ClientInvalidOperation, CometdError, ServerError, Transpor
 import { ClientState } from './events.js'
 import type { StateChange } from './events.js'
 import type { ClientOptions } from './options.js'
-import { assertChannel, channelKind, matchingPatterns } from './protocol/channel.js'
+import { assertChannel, channelKind, ChannelRouter } from './protocol/channel.js'
 import type { Message } from './protocol/message.js'
 import { BoundedQueue } from './queue.js'
 import { BayeuxSession } from './session.js'
@@ -56,7 +56,8 @@ interface Receiver {
 }
 
 export class Client extends BayeuxSession implements AsyncIterable<Message> {
-  #subs = new Map<string, Subscription>()
+  /** by channel or pattern; also answers which subscriptions an event's channel matches (bounded cache) */
+  readonly #subs = new ChannelRouter<Subscription>()
   #calls = new Map<string, Call>()
   #queue: BoundedQueue<Message>
   #receivers = new Set<Receiver>()
@@ -284,10 +285,11 @@ export class Client extends BayeuxSession implements AsyncIterable<Message> {
     return call
   }
 
-  async #send (message: Message, timeoutMs = this.options.maxNetworkDelayMs): Promise<Message> {
+  /** The reply's promise itself (no async frame of its own: every caller awaits it inside an async function). */
+  #send (message: Message, timeoutMs = this.options.maxNetworkDelayMs): Promise<Message> {
     const entry = this.newOutgoing(message)
     this.enqueue(entry, timeoutMs)
-    return await entry.promise
+    return entry.promise
   }
 
   protected override onUnmatchedReply (message: Message): void {
@@ -301,25 +303,27 @@ export class Client extends BayeuxSession implements AsyncIterable<Message> {
   // ---------------------------------------------------------------- incoming events
 
   protected override onEvent (message: Message): void {
-    if (channelKind(message.channel) === 'service' && this.#answerCall(message)) return
+    const channel = message.channel
+    const service = channelKind(channel) === 'service'
+    if (service && this.#answerCall(message)) return
+    const subs = this.#subs.match(channel)
     let toQueue = false
-    let matched = false
-    for (const pattern of matchingPatterns(message.channel)) {
-      const sub = this.#subs.get(pattern)
-      if (sub === undefined) continue
-      matched = true
+    for (let i = 0; i < subs.length; i++) {
+      const sub = subs[i]!
+      // A listener of an earlier subscription may have dropped this one: it gets nothing more.
+      if (i > 0 && this.#subs.get(sub.channel) !== sub) continue
       if (sub.queued > 0) toQueue = true
       for (const listener of sub.listeners) {
         try {
           listener(message)
         } catch (error) {
-          this.logger.error({ err: error, channel: message.channel }, 'a message listener threw')
+          this.logger.error({ err: error, channel }, 'a message listener threw')
         }
       }
     }
     // Messages on channels nobody subscribed to (server-side deliveries to /service, …) go to receive() as well.
-    if (toQueue || (!matched && channelKind(message.channel) === 'service')) this.#enqueueReceived(message)
-    else if (!matched) this.logger.debug({ channel: message.channel }, 'dropped a message no subscription matches')
+    if (toQueue || (subs.length === 0 && service)) this.#enqueueReceived(message)
+    else if (subs.length === 0) this.logger.debug({ channel }, 'dropped a message no subscription matches')
   }
 
   #answerCall (message: Message): boolean {

@@ -1,6 +1,9 @@
-/** Turns a received body or frame into a checked payload. Anything that is not a Bayeux payload is a TransportError. */
+/**
+ * Turns a received body or frame into a checked payload. Anything that is not a Bayeux payload is a TransportError.
+ * Runs once per received message: the check reads each field once, allocates nothing for a well-formed message and
+ * returns the parsed array itself (its messages are normalised in place).
+ */
 import { TransportError } from '../errors.js'
-import { isRecord } from './message.js'
 import type { Message, Payload } from './message.js'
 
 export function parsePayload (text: string, parse: (text: string) => unknown): Payload {
@@ -10,32 +13,54 @@ export function parsePayload (text: string, parse: (text: string) => unknown): P
   } catch (error) {
     throw new TransportError(`The server sent invalid JSON: ${JSON.stringify(text.slice(0, 80))}`, { cause: error })
   }
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) checkMessage(value[i], i)
+    return value as Payload
+  }
   // The spec allows a bare object; we accept it and always send arrays.
-  const list = Array.isArray(value) ? value : isRecord(value) ? [value] : null
-  if (list === null) throw new TransportError(`The server sent a ${value === null ? 'null' : typeof value} where a message array was expected`)
-  return list.map(checkMessage)
+  if (typeof value === 'object' && value !== null) {
+    checkMessage(value, 0)
+    return [value as Message]
+  }
+  throw new TransportError(`The server sent a ${value === null ? 'null' : typeof value} where a message array was expected`)
 }
 
-function checkMessage (value: unknown, index: number): Message {
-  if (!isRecord(value)) throw new TransportError(`Message ${index} of the reply is not an object`)
-  if (typeof value.channel !== 'string' || value.channel === '') {
-    throw new TransportError(`Message ${index} of the reply has no channel`)
-  }
-  if ('successful' in value && typeof value.successful !== 'boolean') {
-    throw new TransportError(`Message ${index} of the reply has a non-boolean "successful"`)
+function checkMessage (value: unknown, index: number): void {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new TransportError(`Message ${index} of the reply is not an object`)
   }
   const message = value as Message
-  if (message.id !== undefined) {
-    if (typeof message.id === 'number') message.id = String(message.id)
-    else if (typeof message.id !== 'string') delete message.id
+  const channel = message.channel as unknown
+  if (typeof channel !== 'string' || channel === '') {
+    throw new TransportError(`Message ${index} of the reply has no channel`)
   }
-  if (message.clientId !== undefined && typeof message.clientId !== 'string') delete message.clientId
-  if (message.advice !== undefined && !isRecord(message.advice)) delete message.advice
-  if (message.ext !== undefined && !isRecord(message.ext)) delete message.ext
-  if (message.error !== undefined && typeof message.error !== 'string') message.error = String(message.error as unknown)
-  if (message.supportedConnectionTypes !== undefined &&
-      !(Array.isArray(message.supportedConnectionTypes) && message.supportedConnectionTypes.every((t) => typeof t === 'string'))) {
-    delete message.supportedConnectionTypes
+  const successful = message.successful as unknown
+  if (typeof successful !== 'boolean' && (successful !== undefined || 'successful' in message)) {
+    throw new TransportError(`Message ${index} of the reply has a non-boolean "successful"`)
   }
-  return message
+  const id = message.id as unknown
+  if (id !== undefined && typeof id !== 'string') {
+    if (typeof id === 'number') message.id = String(id)
+    else delete message.id
+  }
+  const clientId = message.clientId as unknown
+  if (clientId !== undefined && typeof clientId !== 'string') delete message.clientId
+  const advice = message.advice as unknown
+  if (advice !== undefined && !isObject(advice)) delete message.advice
+  const ext = message.ext as unknown
+  if (ext !== undefined && !isObject(ext)) delete message.ext
+  const error = message.error as unknown
+  if (error !== undefined && typeof error !== 'string') message.error = String(error)
+  const types = message.supportedConnectionTypes as unknown
+  if (types !== undefined && !isStringArray(types)) delete message.supportedConnectionTypes
+}
+
+function isObject (value: unknown): boolean {
+  return typeof value === 'object' && value !== null && !Array.isArray(value)
+}
+
+function isStringArray (value: unknown): boolean {
+  if (!Array.isArray(value)) return false
+  for (let i = 0; i < value.length; i++) if (typeof value[i] !== 'string') return false
+  return true
 }

@@ -5,6 +5,7 @@
  * intervals is terminated at once — no close handshake is awaited on a dead socket.
  */
 import { WebSocket } from 'ws'
+import type { RawData } from 'ws'
 import type { TLSSocket } from 'node:tls'
 import type { IncomingMessage } from 'node:http'
 import type { Headers } from '../extensions.js'
@@ -12,6 +13,16 @@ import type { Payload } from '../protocol/message.js'
 import { TransportConnectionClosed, TransportError, TransportTimeoutError, WebSocketUpgradeError } from '../errors.js'
 import { checkPin, tlsConnectOptions } from './tls.js'
 import type { SendOptions, Transport, TransportContext } from './transport.js'
+
+/** Frames waiting for the previous one's receive() before the socket stops being read (ws pause()). */
+const MAX_BACKLOG = 1024
+
+/** A text frame as a string: ws hands over a Buffer (or the Buffers of a fragmented message); decode without copying. */
+function decode (data: RawData): string {
+  if (Buffer.isBuffer(data)) return data.toString('utf8')
+  if (Array.isArray(data)) return Buffer.concat(data).toString('utf8')
+  return Buffer.from(data).toString('utf8')
+}
 
 export class WebSocketTransport implements Transport {
   readonly type = 'websocket' as const
@@ -21,7 +32,11 @@ export class WebSocketTransport implements Transport {
   #opening: Promise<WebSocket> | null = null
   #heartbeat: NodeJS.Timeout | null = null
   #lastSeen = 0
-  #inbound: Promise<void> = Promise.resolve()
+  /** a frame is being received (its `receive()` promise has not settled yet): later frames wait in #backlog */
+  #busy = false
+  /** frames received while #busy, in order, from #backlogHead on; bounded by pausing the socket */
+  readonly #backlog: Array<{ socket: WebSocket, text: string }> = []
+  #backlogHead = 0
   #closed = false
 
   constructor (context: TransportContext) {
@@ -116,25 +131,19 @@ export class WebSocketTransport implements Transport {
   #adopt (socket: WebSocket): void {
     this.#socket = socket
     this.#lastSeen = Date.now()
-    socket.on('message', (data, isBinary) => {
+    socket.on('message', (data: RawData, isBinary: boolean) => {
       this.#lastSeen = Date.now()
       if (isBinary) {
         this.#drop(socket, new TransportError('Received a binary websocket frame'))
         return
       }
-      const text = Array.isArray(data) ? Buffer.concat(data).toString('utf8') : Buffer.from(data as ArrayBuffer).toString('utf8')
-      this.#inbound = this.#inbound.then(async () => {
-        let payload: Payload
-        try {
-          payload = this.#ctx.parse(text)
-        } catch (error) {
-          this.#drop(socket, error as Error)
-          return
-        }
-        await this.#ctx.receive(payload, null, this)
-      }).catch((error: unknown) => {
-        this.#ctx.logger.warn({ err: error }, 'websocket: processing a frame failed')
-      })
+      const text = decode(data)
+      if (!this.#busy) {
+        this.#process(socket, text)
+        return
+      }
+      this.#backlog.push({ socket, text })
+      if (this.#backlog.length - this.#backlogHead >= MAX_BACKLOG && !socket.isPaused) socket.pause()
     })
     socket.on('pong', () => { this.#lastSeen = Date.now() })
     socket.on('error', (error: Error) => { this.#drop(socket, new TransportConnectionClosed(`WebSocket error: ${error.message}`, { cause: error })) })
@@ -146,6 +155,10 @@ export class WebSocketTransport implements Transport {
       // Dead when nothing at all (not even the pong) arrived since the previous ping: found within 2 intervals.
       let pingedAt = 0
       this.#heartbeat = setInterval(() => {
+        if (socket.isPaused) { // our own backpressure (#backlog full): not reading is not silence
+          pingedAt = 0
+          return
+        }
         if (pingedAt > 0 && this.#lastSeen < pingedAt) {
           this.#drop(socket, new TransportTimeoutError(`WebSocket silent for ${Date.now() - this.#lastSeen} ms: connection dead`))
           return
@@ -154,6 +167,63 @@ export class WebSocketTransport implements Transport {
         try { socket.ping() } catch { /* the close event follows */ }
       }, interval)
       this.#heartbeat.unref()
+    }
+  }
+
+  /**
+   * Parses and hands over one frame. Synchronous when the session's receive() is (no incoming extension waits):
+   * only the settling of its promise is awaited before the next frame, which keeps frames in order.
+   */
+  #process (socket: WebSocket, text: string): void {
+    let payload: Payload
+    try {
+      payload = this.#ctx.parse(text)
+    } catch (error) {
+      this.#drop(socket, error as Error)
+      return
+    }
+    // A context may finish synchronously and return nothing: then there is nothing to wait for.
+    let done: Promise<void> | undefined
+    try {
+      done = this.#ctx.receive(payload, null, this) as Promise<void> | undefined
+    } catch (error) {
+      this.#failed(error)
+      return
+    }
+    if (done === undefined) return
+    this.#busy = true
+    done.then(this.#settled, this.#settledWithError)
+  }
+
+  readonly #settled = (): void => {
+    this.#busy = false
+    this.#next()
+  }
+
+  readonly #settledWithError = (error: unknown): void => {
+    this.#busy = false
+    this.#failed(error)
+    this.#next()
+  }
+
+  #failed (error: unknown): void {
+    this.#ctx.logger.warn({ err: error }, 'websocket: processing a frame failed')
+  }
+
+  /** Works through the frames that arrived while the previous one was being received. */
+  #next (): void {
+    const backlog = this.#backlog
+    while (!this.#busy && this.#backlogHead < backlog.length) {
+      const frame = backlog[this.#backlogHead]!
+      backlog[this.#backlogHead] = undefined as unknown as { socket: WebSocket, text: string }
+      this.#backlogHead++
+      this.#process(frame.socket, frame.text)
+    }
+    if (this.#backlogHead === backlog.length) {
+      backlog.length = 0
+      this.#backlogHead = 0
+      const socket = this.#socket
+      if (socket !== null && socket.isPaused) socket.resume()
     }
   }
 
