@@ -127,9 +127,13 @@ export class BridgeSession {
   get bufferedCount (): number { return this.ring.size }
   get lastId (): string | null { return this.#seq === 0 ? null : this.#lastMessageId ?? formatId(this.epoch, this.#seq) }
 
-  /** Starts opening the upstream session in the background (retried with backoff until it works). */
-  start (): void {
-    void this.#tryOpen()
+  /**
+   * Starts opening the upstream session (retried with backoff until it works). The promise settles when the
+   * first attempt is over: open and the held subscriptions answered, or the open failed (retries go on in the
+   * background). It never rejects; the bridge uses it to open many sessions a few at a time (app.ts).
+   */
+  start (): Promise<void> {
+    return this.#tryOpen()
   }
 
   /** Ready = connected and every permanent subscription confirmed. */
@@ -410,13 +414,14 @@ export class BridgeSession {
     if (this.client.state !== 'disconnected') return
     this.#opening = true
     const budget = 2 * (this.config.connectionTimeoutMs + this.config.maxNetworkDelayMs)
+    let subscribed: Promise<void> | null = null
     try {
       await withDeadline(this.client.open(), budget, 'open')
       this.#openAttempt = 0
       this.#nextOpenAt = null
       this.reliable.opened()
       this.#o.log.info({ clientId: this.client.clientId, connectionType: this.client.connectionType }, 'upstream session open')
-      if (!this.#closing) this.#subs.usable(this.client)
+      if (!this.#closing) subscribed = this.#subs.usable(this.client)
     } catch (err) {
       this.#setError(err)
       if (this.#closing) return
@@ -435,6 +440,7 @@ export class BridgeSession {
     } finally {
       this.#opening = false
     }
+    if (subscribed !== null) await subscribed
   }
 
   #scheduleOpen (delay: number): void {
