@@ -29,6 +29,7 @@ import { installDynamicSessions } from './dynamic.js'
 import { consoleAuthHooks, consoleRoutes, loadConsoleAssets } from './routes/console.js'
 import { wsRoutes } from './routes/ws.js'
 import { openSessions } from './startup.js'
+import { LazyChildLogger } from './lazy-log.js'
 
 export interface Bridge {
   readonly config: BridgeConfig
@@ -109,7 +110,7 @@ export async function buildApp (config: BridgeConfig, deps: AppDeps = {}): Promi
     }
   }
   for (const [name, sessionConfig] of Object.entries(config.sessions)) {
-    const log = logger.child({ session: name })
+    const log = new LazyChildLogger(logger, { session: name })
     const opts = {
       sse: config.sse,
       metrics,

@@ -22,7 +22,8 @@ import { messageFrame, sseFrame } from './sse.js'
 import { mapUpstreamError, unavailable } from './upstream-errors.js'
 import { DeadlineError, UpstreamSubscriptions, errorText, withDeadline } from './upstream-subs.js'
 import type { Listener } from './upstream-subs.js'
-import type { AppLogger } from './logger.js'
+import { LazyChildLogger } from './lazy-log.js'
+import type { SessionLogger } from './lazy-log.js'
 import { sessionView } from './session-view.js'
 import type { LastError, SessionStats, SessionView } from './session-view.js'
 import { DeepResume } from './deep-resume.js'
@@ -38,7 +39,8 @@ export type ClientFactory = (url: string, options: ClientOptions) => Client
 export interface SessionOptions {
   sse: SseConfig
   metrics: BridgeMetrics
-  log: AppLogger
+  /** the session's logger (app.ts: a LazyChildLogger, created on the first line logged) */
+  log: SessionLogger
   createClient?: ClientFactory
   /** issue 6: replay checkpoints (config `dataDir`, `checkpointIntervalMs`) */
   dataDir?: string | undefined
@@ -96,7 +98,7 @@ export class BridgeSession {
     this.reliable = new SessionReliability(name, config, {
       dataDir: options.dataDir,
       checkpointIntervalMs: options.checkpointIntervalMs,
-      log: log.child({ component: 'reliable' }),
+      log: new LazyChildLogger(log, { component: 'reliable' }),
       currentSeq: () => this.#seq,
       report: (status, reason, extra, channel) => { this.#reportUpstream(status, reason, extra, channel) }
     })
@@ -501,7 +503,7 @@ export class BridgeSession {
       connectionTimeoutMs: config.connectionTimeoutMs,
       maxNetworkDelayMs: config.maxNetworkDelayMs,
       headers: { ...config.headers },
-      logger: this.#o.log.child({ component }),
+      logger: new LazyChildLogger(this.#o.log, { component }),
       ...extra
     }
     if (config.tls !== undefined && config.tls !== null) clientOptions.tls = config.tls as ClientOptions['tls']
