@@ -49,7 +49,7 @@ async function main (): Promise<void> {
   if (demo !== null) process.stderr.write(demoBanner(baseUrlOf(config.listen.host, port)))
   // the start-up burst's garbage would stay in the old space of an idle daemon: collect it once
   void app.bridge.started.then(async () => {
-    const gc = await releaseStartupGarbage(5_000, () => app.bridge.draining)
+    const gc = await releaseStartupGarbage(1_000, () => app.bridge.draining)
     if (gc !== null) logger.debug(gc, 'start-up garbage collected')
   })
 

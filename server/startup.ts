@@ -71,11 +71,11 @@ export function fullGc (): boolean {
 /**
  * After the start-up burst, once the daemon is quiet: full GCs at +quietMs, +1 s and +6 s. The first collects the
  * burst's garbage, the second lets V8 release the old-space pages it grew for it, the last runs when V8's measured
- * allocation rate (a 5 s window) is low, which is when it shrinks the young generation back (16 MB semi-spaces,
+ * allocation rate (over the 6 s since the second) is low, which is when it shrinks the young generation back (16 MB semi-spaces,
  * grown during start-up, to 1 MB). Measured with 1,000 long-polling sessions: heap in use 164 → 64 MB, young
- * generation 32 → 8 MB, RSS 264 → 148 MB; with 1 session 100 → 89 MB. Not done when V8 refuses the gc function.
+ * generation 32 → 4 MB, RSS 264 → 142-151 MB; with 1 session 100 → 86 MB. Not done when V8 refuses the gc function.
  */
-export async function releaseStartupGarbage (quietMs = 5_000, stopped: () => boolean = () => false): Promise<{ rssBeforeMB: number, rssAfterMB: number } | null> {
+export async function releaseStartupGarbage (quietMs = 1_000, stopped: () => boolean = () => false): Promise<{ rssBeforeMB: number, rssAfterMB: number } | null> {
   const before = process.memoryUsage.rss()
   for (const wait of [quietMs, 1_000, 6_000]) {
     await new Promise<void>((resolve) => { setTimeout(resolve, wait).unref() })
