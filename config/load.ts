@@ -4,7 +4,7 @@
  */
 import { readFileSync } from 'node:fs'
 import { extname, resolve } from 'node:path'
-import YAML from 'yaml'
+import { createRequire } from 'node:module'
 import { configSchema, isDemoEnabled, type Config } from './schema.js'
 import { dedupe, formatIssues, fromZodIssues, type ConfigIssue } from './issues.js'
 import { CONFIG_ENV, envOverlay } from './env.js'
@@ -147,6 +147,14 @@ export function deepMerge (base: unknown, over: unknown): unknown {
   return out
 }
 
+/** `yaml` is loaded only for a YAML config file (about 1 MB of RSS a JSON-configured daemon does not need). */
+const requireCjs = createRequire(import.meta.url)
+let yamlModule: typeof import('yaml') | null = null
+function yaml (): typeof import('yaml') {
+  yamlModule ??= requireCjs('yaml') as typeof import('yaml')
+  return yamlModule
+}
+
 /** Reads JSON (`.json`) or YAML (anything else; YAML 1.2 also reads JSON). An empty file is `{}`. */
 export function readConfigFile (file: string, source: string): { value: Record<string, unknown> } | { issue: ConfigIssue } {
   let text: string
@@ -158,7 +166,7 @@ export function readConfigFile (file: string, source: string): { value: Record<s
   let value: unknown
   const json = extname(file).toLowerCase() === '.json'
   try {
-    value = json ? JSON.parse(text) : YAML.parse(text, { prettyErrors: true, merge: true })
+    value = json ? JSON.parse(text) : yaml().parse(text, { prettyErrors: true, merge: true })
   } catch (err) {
     const detail = String((err as Error).message).split('\n')[0]!.replace(/:$/, '')
     return { issue: { path: source, message: `invalid ${json ? 'JSON' : 'YAML'} in ${file}: ${detail}` } }

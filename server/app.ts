@@ -28,6 +28,8 @@ import { AccessControl, installAuth } from './auth.js'
 import { installDynamicSessions } from './dynamic.js'
 import { consoleAuthHooks, consoleRoutes, loadConsoleAssets } from './routes/console.js'
 import { wsRoutes } from './routes/ws.js'
+import { openSessions } from './startup.js'
+import { LazyChildLogger } from './lazy-log.js'
 
 export interface Bridge {
   readonly config: BridgeConfig
@@ -39,6 +41,8 @@ export interface Bridge {
   callerCount: () => number
   /** /readyz 503, new requests refused, SSE callers get `event: shutdown`. Idempotent. */
   beginShutdown: () => void
+  /** settles once every configured session had its first open attempt (sessions open a few at a time) */
+  readonly started: Promise<void>
 }
 
 declare module 'fastify' {
@@ -54,6 +58,15 @@ export interface AppDeps {
   /** prom-client default process metrics (default true) */
   defaultMetrics?: boolean
 }
+
+/**
+ * Configured sessions opening upstream at the same time at start-up; a slot passes to the next session when the
+ * first attempt is over, or after STARTUP_SLOT_MS (a slow upstream does not hold the others back). Measured with
+ * 1,000 long-polling sessions against a local faye (then a full GC, main.ts): settled RSS 142 MB with 20 at a time,
+ * 150 MB with 50, 199 MB all at once; ready in 7 s either way.
+ */
+export const STARTUP_CONCURRENCY = 20
+export const STARTUP_SLOT_MS = 2_000
 
 /** Requests still answered while draining. */
 const DRAIN_ALLOWED = new Set(['/healthz', '/readyz', '/metrics'])
@@ -74,6 +87,8 @@ export async function buildApp (config: BridgeConfig, deps: AppDeps = {}): Promi
   })
 
   const sessions = new Map<string, BridgeSession>()
+  let started!: () => void
+  const startedP = new Promise<void>((resolve) => { started = resolve })
   const metrics = new BridgeMetrics(() => sessions.values(), deps.defaultMetrics ?? true)
   let draining = false
   const bridge: Bridge = {
@@ -81,6 +96,7 @@ export async function buildApp (config: BridgeConfig, deps: AppDeps = {}): Promi
     sessions,
     metrics,
     get draining () { return draining },
+    started: startedP,
     callerCount: () => {
       let n = 0
       for (const s of sessions.values()) n += s.callerCount
@@ -94,7 +110,7 @@ export async function buildApp (config: BridgeConfig, deps: AppDeps = {}): Promi
     }
   }
   for (const [name, sessionConfig] of Object.entries(config.sessions)) {
-    const log = logger.child({ session: name })
+    const log = new LazyChildLogger(logger, { session: name })
     const opts = {
       sse: config.sse,
       metrics,
@@ -148,7 +164,9 @@ export async function buildApp (config: BridgeConfig, deps: AppDeps = {}): Promi
   installAuth(app, new AccessControl(config.auth), consoleAuthHooks(consoleAssets))
 
   app.addHook('onReady', async () => {
-    for (const s of sessions.values()) s.start()
+    void openSessions([...sessions.values()], { concurrency: STARTUP_CONCURRENCY, slotMs: STARTUP_SLOT_MS, stopped: () => draining })
+      .catch((err: unknown) => { logger.error({ err }, 'session start-up failed') })
+      .finally(started)
   })
   app.addHook('preClose', async () => {
     bridge.beginShutdown()

@@ -9,6 +9,7 @@ import type { BridgeConfig } from './config-types.js'
 import { baseUrlOf, demoBanner, startDemoUpstream, wantsDemo, withDemoSession } from './demo.js'
 import type { DemoUpstream } from './demo.js'
 import { createLogger } from './logger.js'
+import { releaseStartupGarbage } from './startup.js'
 
 async function main (): Promise<void> {
   const loaded = loadConfig({ argv: process.argv.slice(2), env: process.env, cwd: process.cwd() })
@@ -46,6 +47,11 @@ async function main (): Promise<void> {
   const port = typeof addr === 'object' && addr !== null ? addr.port : config.listen.port
   logger.info({ host: config.listen.host, port, sessions: Object.keys(config.sessions) }, 'cometd-bridge listening')
   if (demo !== null) process.stderr.write(demoBanner(baseUrlOf(config.listen.host, port)))
+  // the start-up burst's garbage would stay in the old space of an idle daemon: collect it once
+  void app.bridge.started.then(async () => {
+    const gc = await releaseStartupGarbage(1_000, () => app.bridge.draining)
+    if (gc !== null) logger.debug(gc, 'start-up garbage collected')
+  })
 
   let stopping = false
   const stop = (signal: string): void => {

@@ -22,7 +22,8 @@ import { messageFrame, sseFrame } from './sse.js'
 import { mapUpstreamError, unavailable } from './upstream-errors.js'
 import { DeadlineError, UpstreamSubscriptions, errorText, withDeadline } from './upstream-subs.js'
 import type { Listener } from './upstream-subs.js'
-import type { AppLogger } from './logger.js'
+import { LazyChildLogger } from './lazy-log.js'
+import type { SessionLogger } from './lazy-log.js'
 import { sessionView } from './session-view.js'
 import type { LastError, SessionStats, SessionView } from './session-view.js'
 import { DeepResume } from './deep-resume.js'
@@ -38,7 +39,8 @@ export type ClientFactory = (url: string, options: ClientOptions) => Client
 export interface SessionOptions {
   sse: SseConfig
   metrics: BridgeMetrics
-  log: AppLogger
+  /** the session's logger (app.ts: a LazyChildLogger, created on the first line logged) */
+  log: SessionLogger
   createClient?: ClientFactory
   /** issue 6: replay checkpoints (config `dataDir`, `checkpointIntervalMs`) */
   dataDir?: string | undefined
@@ -96,7 +98,7 @@ export class BridgeSession {
     this.reliable = new SessionReliability(name, config, {
       dataDir: options.dataDir,
       checkpointIntervalMs: options.checkpointIntervalMs,
-      log: log.child({ component: 'reliable' }),
+      log: new LazyChildLogger(log, { component: 'reliable' }),
       currentSeq: () => this.#seq,
       report: (status, reason, extra, channel) => { this.#reportUpstream(status, reason, extra, channel) }
     })
@@ -127,9 +129,13 @@ export class BridgeSession {
   get bufferedCount (): number { return this.ring.size }
   get lastId (): string | null { return this.#seq === 0 ? null : this.#lastMessageId ?? formatId(this.epoch, this.#seq) }
 
-  /** Starts opening the upstream session in the background (retried with backoff until it works). */
-  start (): void {
-    void this.#tryOpen()
+  /**
+   * Starts opening the upstream session (retried with backoff until it works). The promise settles when the
+   * first attempt is over: open and the held subscriptions answered, or the open failed (retries go on in the
+   * background). It never rejects; the bridge uses it to open many sessions a few at a time (app.ts).
+   */
+  start (): Promise<void> {
+    return this.#tryOpen()
   }
 
   /** Ready = connected and every permanent subscription confirmed. */
@@ -410,13 +416,14 @@ export class BridgeSession {
     if (this.client.state !== 'disconnected') return
     this.#opening = true
     const budget = 2 * (this.config.connectionTimeoutMs + this.config.maxNetworkDelayMs)
+    let subscribed: Promise<void> | null = null
     try {
       await withDeadline(this.client.open(), budget, 'open')
       this.#openAttempt = 0
       this.#nextOpenAt = null
       this.reliable.opened()
       this.#o.log.info({ clientId: this.client.clientId, connectionType: this.client.connectionType }, 'upstream session open')
-      if (!this.#closing) this.#subs.usable(this.client)
+      if (!this.#closing) subscribed = this.#subs.usable(this.client)
     } catch (err) {
       this.#setError(err)
       if (this.#closing) return
@@ -435,6 +442,7 @@ export class BridgeSession {
     } finally {
       this.#opening = false
     }
+    if (subscribed !== null) await subscribed
   }
 
   #scheduleOpen (delay: number): void {
@@ -495,7 +503,7 @@ export class BridgeSession {
       connectionTimeoutMs: config.connectionTimeoutMs,
       maxNetworkDelayMs: config.maxNetworkDelayMs,
       headers: { ...config.headers },
-      logger: this.#o.log.child({ component }),
+      logger: new LazyChildLogger(this.#o.log, { component }),
       ...extra
     }
     if (config.tls !== undefined && config.tls !== null) clientOptions.tls = config.tls as ClientOptions['tls']

@@ -72,10 +72,13 @@ export class UpstreamSubscriptions {
     this.#o = options
   }
 
-  /** The client is open (or back): (re)subscribe everything wanted and not confirmed. */
-  usable (client: SubscribingClient): void {
+  /**
+   * The client is open (or back): (re)subscribe everything wanted and not confirmed. The promise settles when
+   * those subscribes have answered (each bounded by opTimeoutMs); it never rejects.
+   */
+  usable (client: SubscribingClient): Promise<void> {
     this.#client = client
-    this.reconcile()
+    return this.reconcile()
   }
 
   /** The client is not usable (open failed, closed): subscriptions wait. */
@@ -83,15 +86,17 @@ export class UpstreamSubscriptions {
     this.#client = null
   }
 
-  reconcile (): void {
+  reconcile (): Promise<void> {
+    const pending: Array<Promise<Outcome>> = []
     for (const entry of this.#entries.values()) {
       if (!want(entry)) continue
       const confirmed = this.#client?.subscriptions.has(entry.pattern) === true
       if (entry.state === 'subscribed' && confirmed) continue
       if (entry.state === 'subscribing' || entry.state === 'unsubscribing') continue
       if (entry.state === 'subscribed' && !confirmed) entry.state = 'idle'
-      void this.#ensure(entry)
+      pending.push(this.#ensure(entry))
     }
+    return pending.length === 0 ? Promise.resolve() : Promise.allSettled(pending).then(() => undefined)
   }
 
   hold (pattern: string): void {

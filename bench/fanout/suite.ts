@@ -19,7 +19,8 @@
  *        --memory-n N (idle callers of part 4, default the largest size)  --fanout-docs (write docs/bench-fanout.svg
  *        in quick mode too; --full always does)  --fanout-profile (the bridge under --cpu-prof, under the results dir)
  * Part 5 ('sessions' suite): --sessions-n 1000 --sessions-idle-s S --sessions-runs R; the daemon with n configured
- *        sessions runs in --full (or with --sessions-bridge), --sessions-no-bridge skips it.
+ *        sessions runs in --full (or with --sessions-bridge), --sessions-no-bridge skips it, --sessions-no-core
+ *        skips client-core alone.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
@@ -335,21 +336,31 @@ export const sessionsSuite: Suite = {
   async run (ctx: SuiteContext): Promise<SuiteResult> {
     const full = ctx.mode === 'full'
     const n = intFlag(ctx.flags, 'sessions-n', 1_000)
-    const idleS = intFlag(ctx.flags, 'sessions-idle-s', full ? 20 : 3)
+    // ≥ 10 s: the daemon's last start-up GC (the one that shrinks the young generation) runs 8 s after its sessions opened
+    const idleS = intFlag(ctx.flags, 'sessions-idle-s', full ? 20 : 10)
     const runs = intFlag(ctx.flags, 'sessions-runs', full ? 2 : 1)
     const rows: Array<Record<string, number>> = []
     for (let run = 0; run < runs; run++) {
       const server = await Child.fork('client/server.js', ['--server', 'faye'], { name: 'faye' })
       let holder: Child | null = null
       try {
-        holder = await Child.fork('fanout/sessions.js', [], { name: 'sessions', execArgv: ['--expose-gc'] })
         const url = (server.readyInfo as { url: string }).url
-        const opened = await holder.call<Record<string, number>>('open', { url, n }, 130_000)
-        const a = await holder.call<{ cpuMs: number, rssMB: number }>('usage', {}, 5_000)
-        const sa = procUsage(server.pid!)
-        await sleep(idleS * 1000)
-        const b = await holder.call<{ cpuMs: number, rssMB: number }>('usage', {}, 5_000)
-        const sb = procUsage(server.pid!)
+        // --sessions-no-core: the daemon rows only
+        const nan = { cpuMs: Number.NaN, rssMB: Number.NaN }
+        let opened: Record<string, number> = { open: Number.NaN, ms: Number.NaN, rssBeforeMB: Number.NaN, heapMB: Number.NaN }
+        let a = nan
+        let b = nan
+        let sa = { cpuMs: Number.NaN, rssMB: Number.NaN }
+        let sb = sa
+        if (ctx.flags['sessions-no-core'] !== true) {
+          holder = await Child.fork('fanout/sessions.js', [], { name: 'sessions', execArgv: ['--expose-gc'] })
+          opened = await holder.call<Record<string, number>>('open', { url, n }, 130_000)
+          a = await holder.call<{ cpuMs: number, rssMB: number }>('usage', {}, 5_000)
+          sa = procUsage(server.pid!)
+          await sleep(idleS * 1000)
+          b = await holder.call<{ cpuMs: number, rssMB: number }>('usage', {}, 5_000)
+          sb = procUsage(server.pid!)
+        }
         // the daemon: a bridge with 1 session, then one with n sessions (long-polling, one held subscription each)
         const sessionsOf = (k: number): Record<string, unknown> => Object.fromEntries(Array.from({ length: k }, (_v, i) =>
           [`s${i}`, { url, connectionTypes: ['long-polling'], subscribe: [`/bench/bridge-session/${i}`] }]))
@@ -362,16 +373,13 @@ export const sessionsSuite: Suite = {
             const b = await Bridge.start(url, 100, [], sessionsOf(k), 120_000)
             try {
               if (k === n) bridgeStartMs = Date.now() - t0
+              // both rows after the same wait: the daemon collects its start-up garbage 1-8 s after the sessions opened
               await sleep(3_000)
               const u0 = procUsage(b.pid)
-              if (k === n) {
-                await sleep(idleS * 1000)
-                const u1 = procUsage(b.pid)
-                bridgeIdleCpu = (u1.cpuMs - u0.cpuMs) / (idleS * 1000)
-                bridgeRss.push(u1.rssMB)
-              } else {
-                bridgeRss.push(u0.rssMB)
-              }
+              await sleep(idleS * 1000)
+              const u1 = procUsage(b.pid)
+              if (k === n) bridgeIdleCpu = (u1.cpuMs - u0.cpuMs) / (idleS * 1000)
+              bridgeRss.push(u1.rssMB)
             } finally {
               await b.stop()
             }
@@ -385,7 +393,7 @@ export const sessionsSuite: Suite = {
           idleCpuShare: (b.cpuMs - a.cpuMs) / (idleS * 1000), serverIdleCpuShare: (sb.cpuMs - sa.cpuMs) / (idleS * 1000), serverRssMB: sb.rssMB
         }
         rows.push(row)
-        ctx.log(`  run ${run + 1}: ${opened.open} sessions in ${opened.ms} ms, RSS ${fmt(opened.rssBeforeMB!, 1)} → ${fmt(b.rssMB, 1)} MB (${fmt(row.perSessionKB, 1)} KB/session), idle CPU ${fmt(row.idleCpuShare * 100, 2)} %`)
+        if (holder !== null) ctx.log(`  run ${run + 1}: ${opened.open} sessions in ${opened.ms} ms, RSS ${fmt(opened.rssBeforeMB!, 1)} → ${fmt(b.rssMB, 1)} MB (${fmt(row.perSessionKB, 1)} KB/session), idle CPU ${fmt(row.idleCpuShare * 100, 2)} %`)
       } finally {
         await holder?.stop().catch(() => holder?.kill())
         await server.stop().catch(() => server.kill())
@@ -403,8 +411,9 @@ export const sessionsSuite: Suite = {
       title: `The bridge daemon holding ${fmtInt(n)} configured sessions (faye, long-polling, one held subscription each; idle ${idleS} s; median of ${runs} run(s))`,
       columns: ['sessions', 'ready ms', 'RSS with 1 session MB', `RSS with ${fmtInt(n)} MB`, 'KB/session', 'idle CPU %', 'target'],
       rows: [[fmtInt(n), fmtInt(m('bridgeStartMs')), fmt(m('bridge1RssMB'), 1), fmt(m('bridgeNRssMB'), 1), fmt(m('bridgePerSessionKB'), 1), fmt(m('bridgeIdleCpuShare') * 100, 2), '≤ 150 MB']],
-      notes: ['RSS of the daemon (/proc VmRSS, no forced GC) 3 s after every session was connected and subscribed, and after the idle period']
+      notes: ['RSS of the daemon (/proc VmRSS, no forced GC from outside) 3 s + the idle period after every session was connected and subscribed (1 session and n alike); the daemon runs its own start-up GCs 1–8 s after its sessions opened (server/startup.ts): the last one 8 s after, so use an idle period ≥ 10 s; idle CPU includes them']
     }
-    return { tables: rows.some((r) => Number.isFinite(r.bridgeNRssMB)) ? [table, bridgeTable] : [table], data: { n, idleS, runs, rows } }
+    const tables = [...(rows.some((r) => Number.isFinite(r.rssIdleMB)) ? [table] : []), ...(rows.some((r) => Number.isFinite(r.bridgeNRssMB)) ? [bridgeTable] : [])]
+    return { tables, data: { n, idleS, runs, rows } }
   }
 }
