@@ -245,7 +245,7 @@ export const fanoutSuite: Suite = {
               callersCpuMs: stats.cpuMs - callersCpu0
             }
             fanout.push(r)
-            ctx.log(`  run ${run + 1} N=${n} ${variant}: ${opened.open} open${opened.failed > 0 ? ` (${opened.failed} failed)` : ''}, ${fmtInt(r.deliveriesPerS)} deliveries/s (${r.deliveries}/${r.expected}), p99 ${fmt(r.p99)} ms, CPU ${fmt(r.serverCpuPer10k, 1)} ms/10k, RSS/caller ${fmt(r.rssPerCallerKB, 1)} KB`)
+            ctx.log(`  run ${run + 1} N=${n} ${variant}: ${opened.open} open${opened.failed > 0 ? ` (${opened.failed} failed)` : ''}, ${fmtInt(r.deliveriesPerS)} deliveries/s (${r.deliveries}/${r.expected}), p99 ${fmt(r.p99)} ms, CPU ${fmt(r.serverCpuPer10k, 1)} ms/10k (server ${fmt(r.serverCpuShare * 100, 0)} %, callers ${fmt((r.callersCpuMs / (spanS * 1000)) * 100, 0)} % of a core), RSS/caller ${fmt(r.rssPerCallerKB, 1)} KB`)
             await callers.call('close', {}, 10_000)
           }
         }
