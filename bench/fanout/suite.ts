@@ -18,6 +18,7 @@
  * Flags: --fanout-sizes 100,1000[,10000]  --fanout-offered 100000 (deliveries/s)  --fanout-runs R  --fanout-seconds S
  *        --memory-n N (idle callers of part 4, default the largest size)  --fanout-docs (write docs/bench-fanout.svg
  *        in quick mode too; --full always does)  --fanout-profile (the bridge under --cpu-prof, under the results dir)
+ *        --fanout-alt <dist dir> (another build of the bridge, e.g. a baseline's dist/, measured side by side: A/B table)
  * Part 5 ('sessions' suite): --sessions-n 1000 --sessions-idle-s S --sessions-runs R; the daemon with n configured
  *        sessions runs in --full (or with --sessions-bridge), --sessions-no-bridge skips it.
  */
