@@ -43,11 +43,15 @@ export class Caller {
   readonly #patterns: string[]
   readonly #sink: CallerSink
   readonly #options: CallerOptions
-  /** the queue, as parallel arrays from #head (no object per frame): bytes, message id, counted */
-  readonly #bufs: Buffer[] = []
+  /**
+   * The queue, as parallel arrays [#head, #tail) reused from turn to turn (no object per frame, no new array per
+   * turn): bytes, message id, counted.
+   */
+  readonly #bufs: Array<Buffer | undefined> = []
   readonly #ids: Array<string | undefined> = []
   readonly #counted: boolean[] = []
   #head = 0
+  #tail = 0
   /**
    * Frames below this index were queued while the socket could not take them (not started, or write() refused
    * and no 'drain' yet): they are handed over until it refuses again. Frames queued while it was taking bytes are
@@ -75,13 +79,14 @@ export class Caller {
    * caller, and callers with the same frames queued write the same joined Buffer.
    */
   static readonly #dirtyCallers: Caller[] = []
+  static #dirtyCount = 0
   static #passScheduled = false
   /** joined runs of the flush pass in progress, by their first frame (identity) */
   static readonly #joins = new Map<Buffer, Joined[]>()
 
   static #schedule (caller: Caller): void {
     caller.#dirty = true
-    Caller.#dirtyCallers.push(caller)
+    Caller.#dirtyCallers[Caller.#dirtyCount++] = caller
     if (!Caller.#passScheduled) {
       Caller.#passScheduled = true
       setImmediate(Caller.#pass)
@@ -92,22 +97,24 @@ export class Caller {
     Caller.#passScheduled = false
     const list = Caller.#dirtyCallers
     const now = Date.now()
+    let i = 0
     try {
       // callers made dirty during the pass (a close that announces something) are flushed in it too
-      for (let i = 0; i < list.length; i++) {
+      for (; i < Caller.#dirtyCount; i++) {
         const caller = list[i]!
         caller.#dirty = false
         caller.#flush(now, true)
       }
     } finally {
-      for (const caller of list) caller.#dirty = false
-      list.length = 0
+      for (; i < Caller.#dirtyCount; i++) list[i]!.#dirty = false
+      list.fill(undefined as unknown as Caller, 0, Caller.#dirtyCount)
+      Caller.#dirtyCount = 0
       Caller.#joins.clear()
     }
   }
 
   /** One Buffer for bufs[from..to): shared with the other callers of this pass that queued the same frames. */
-  static #join (bufs: readonly Buffer[], from: number, to: number, bytes: number, share: boolean): Buffer {
+  static #join (bufs: ReadonlyArray<Buffer | undefined>, from: number, to: number, bytes: number, share: boolean): Buffer {
     const n = to - from
     const first = bufs[from]!
     let candidates: Joined[] | undefined
@@ -122,7 +129,7 @@ export class Caller {
         }
       }
     }
-    const parts = bufs.slice(from, to)
+    const parts = bufs.slice(from, to) as Buffer[]
     const joined = Buffer.concat(parts, bytes)
     if (share) {
       if (candidates === undefined) Caller.#joins.set(first, [{ parts, joined }])
@@ -193,11 +200,12 @@ export class Caller {
   send (frame: Frame, id?: string, counted = true): void {
     if (this.#closed) return
     const bytes = frame.bytes(this.format)
-    this.#bufs.push(bytes)
-    this.#ids.push(id)
-    this.#counted.push(counted)
+    const at = this.#tail++
+    this.#bufs[at] = bytes
+    this.#ids[at] = id
+    this.#counted[at] = counted
     const accepting = this.#started && !this.#waitingDrain
-    if (!accepting) this.#heldEnd = this.#bufs.length
+    if (!accepting) this.#heldEnd = this.#tail
     if (counted) {
       this.#queuedBytes += bytes.length
       if (this.#queuedBytes > this.#maxQueuedBytes) this.#maxQueuedBytes = this.#queuedBytes
@@ -207,7 +215,7 @@ export class Caller {
         if (this.#queuedBytes > this.#options.maxQueueBytes) { this.slow('queue-full'); return }
       }
     }
-    if (accepting && !this.#dirty && this.#head < this.#bufs.length) Caller.#schedule(this)
+    if (accepting && !this.#dirty && this.#head < this.#tail) Caller.#schedule(this)
   }
 
   /** Drops the caller: final `event: slow` (after what was already written), then close. */
@@ -268,10 +276,10 @@ export class Caller {
   #flush (now: number, share: boolean): void {
     const bufs = this.#bufs
     const joinable = this.#sink.joinable
-    while (!this.#closed && this.#started && this.#head < bufs.length && (!this.#waitingDrain || this.#head >= this.#heldEnd)) {
+    while (!this.#closed && this.#started && this.#head < this.#tail && (!this.#waitingDrain || this.#head >= this.#heldEnd)) {
       const from = this.#head
       // a write holds held frames or fresh ones, not both
-      const stop = from < this.#heldEnd ? this.#heldEnd : bufs.length
+      const stop = from < this.#heldEnd ? this.#heldEnd : this.#tail
       let end = from
       let bytes = 0
       let counted = 0
@@ -289,19 +297,20 @@ export class Caller {
       this.#queuedBytes -= counted
       this.#writeBytes(chunk, lastId, now)
     }
-    if (this.#head === bufs.length) {
+    if (this.#head === this.#tail) {
       this.#dropQueue()
-    } else if (this.#head > 1024 && this.#head * 2 > bufs.length) {
+    } else if (this.#head > 1024 && this.#head * 2 > this.#tail) {
       bufs.splice(0, this.#head)
       this.#ids.splice(0, this.#head)
       this.#counted.splice(0, this.#head)
+      this.#tail -= this.#head
       this.#heldEnd = Math.max(0, this.#heldEnd - this.#head)
       this.#head = 0
     }
   }
 
   #beat (): void {
-    if (this.#closed || this.#waitingDrain || this.#head < this.#bufs.length) return
+    if (this.#closed || this.#waitingDrain || this.#head < this.#tail) return
     const now = Date.now()
     if (now - this.#lastWriteAt < this.#options.heartbeatMs / 2) return
     const bytes = this.#sink.heartbeat()
@@ -309,11 +318,18 @@ export class Caller {
     else this.#lastWriteAt = now
   }
 
+  /** Empties the queue; the arrays are kept for the next turn unless a backlog made them large. */
   #dropQueue (): void {
-    this.#bufs.length = 0
-    this.#ids.length = 0
-    this.#counted.length = 0
+    if (this.#bufs.length > 256) {
+      this.#bufs.length = 0
+      this.#ids.length = 0
+      this.#counted.length = 0
+    } else {
+      this.#bufs.fill(undefined, 0, this.#tail)
+      this.#ids.fill(undefined, 0, this.#tail)
+    }
     this.#head = 0
+    this.#tail = 0
     this.#heldEnd = 0
     this.#queuedBytes = 0
   }
