@@ -1,9 +1,11 @@
 /**
  * One streaming caller (SSE, NDJSON or WebSocket): its own bounded byte queue in front of the socket and a write
- * deadline. Writing never blocks the session: frames are handed to the socket while it accepts them and queued
- * otherwise. A caller that falls behind (queue over `maxQueueBytes`, or the socket not draining within
- * `writeTimeoutMs`) gets a final `slow` event carrying the id of the last message written to it, and is closed
- * (WebSocket: close code 1013). The framing is the sink's (sinks.ts): one queue/deadline implementation for all.
+ * deadline. Writing never blocks the session: frames are queued and handed to the socket at the end of the
+ * event-loop turn (all callers in one pass, the frames of the turn joined into one write, shared by the callers
+ * that queued the same frames), and stay queued while the socket does not take them. A caller that falls behind
+ * (queue over `maxQueueBytes`, or the socket not draining within `writeTimeoutMs`) gets a final `slow` event
+ * carrying the id of the last message written to it, and is closed (WebSocket: close code 1013). The framing is
+ * the sink's (sinks.ts): one queue/deadline implementation for all.
  */
 import type { ServerResponse } from 'node:http'
 import type { CallerFormat, Frame } from './frames.js'
@@ -21,13 +23,14 @@ export interface CallerOptions {
 export type CloseReason = 'client' | 'slow' | 'shutdown' | 'error' | 'discarded'
 export type SlowReason = 'queue-full' | 'write-timeout'
 
-interface Queued {
-  frame: Buffer
-  /** message id, for `event: slow` */
-  id: string | undefined
-  /** counts against maxQueueBytes (replayed frames do not: the ring holds them anyway) */
-  counted: boolean
-}
+/**
+ * Frames queued to one caller are written once per event-loop turn, joined: at most this many bytes per write
+ * (the socket's high-water mark), so a caller's backlog leaves in writes of this size, not one per frame.
+ */
+const MAX_JOIN_BYTES = 16 * 1024
+
+/** A joined run of frames, shared by every caller that has the same frames queued in one flush pass. */
+interface Joined { parts: Buffer[], joined: Buffer }
 
 let nextCallerId = 1
 
@@ -40,12 +43,27 @@ export class Caller {
   readonly #patterns: string[]
   readonly #sink: CallerSink
   readonly #options: CallerOptions
-  readonly #queue: Queued[] = []
+  /**
+   * The queue, as parallel arrays [#head, #tail) reused from turn to turn (no object per frame, no new array per
+   * turn): bytes, message id, counted.
+   */
+  readonly #bufs: Array<Buffer | undefined> = []
+  readonly #ids: Array<string | undefined> = []
+  readonly #counted: boolean[] = []
   #head = 0
+  #tail = 0
+  /**
+   * Frames below this index were queued while the socket could not take them (not started, or write() refused
+   * and no 'drain' yet): they are handed over until it refuses again. Frames queued while it was taking bytes are
+   * all handed over at the end of the turn.
+   */
+  #heldEnd = 0
   #queuedBytes = 0
   #maxQueuedBytes = 0
   #started = false
   #waitingDrain = false
+  /** in the pending flush pass (Caller.#dirty) */
+  #dirty = false
   #closed = false
   #closeReason: CloseReason | null = null
   #slowReason: SlowReason | null = null
@@ -54,6 +72,71 @@ export class Caller {
   #drainTimer: NodeJS.Timeout | null = null
   #heartbeat: NodeJS.Timeout | null = null
   readonly #onClose: (caller: Caller, reason: CloseReason) => void
+
+  /**
+   * Callers with frames to write, flushed together once per event-loop turn (one setImmediate for all callers,
+   * after the I/O of the turn): the frames one upstream payload — or several — brought leave in one write per
+   * caller, and callers with the same frames queued write the same joined Buffer.
+   */
+  static readonly #dirtyCallers: Caller[] = []
+  static #dirtyCount = 0
+  static #passScheduled = false
+  /** joined runs of the flush pass in progress, by their first frame (identity) */
+  static readonly #joins = new Map<Buffer, Joined[]>()
+
+  static #schedule (caller: Caller): void {
+    caller.#dirty = true
+    Caller.#dirtyCallers[Caller.#dirtyCount++] = caller
+    if (!Caller.#passScheduled) {
+      Caller.#passScheduled = true
+      setImmediate(Caller.#pass)
+    }
+  }
+
+  static readonly #pass = (): void => {
+    Caller.#passScheduled = false
+    const list = Caller.#dirtyCallers
+    const now = Date.now()
+    let i = 0
+    try {
+      // callers made dirty during the pass (a close that announces something) are flushed in it too
+      for (; i < Caller.#dirtyCount; i++) {
+        const caller = list[i]!
+        caller.#dirty = false
+        caller.#flush(now, true)
+      }
+    } finally {
+      for (; i < Caller.#dirtyCount; i++) list[i]!.#dirty = false
+      list.fill(undefined as unknown as Caller, 0, Caller.#dirtyCount)
+      Caller.#dirtyCount = 0
+      Caller.#joins.clear()
+    }
+  }
+
+  /** One Buffer for bufs[from..to): shared with the other callers of this pass that queued the same frames. */
+  static #join (bufs: ReadonlyArray<Buffer | undefined>, from: number, to: number, bytes: number, share: boolean): Buffer {
+    const n = to - from
+    const first = bufs[from]!
+    let candidates: Joined[] | undefined
+    if (share) {
+      candidates = Caller.#joins.get(first)
+      if (candidates !== undefined) {
+        for (const c of candidates) {
+          if (c.parts.length !== n) continue
+          let same = true
+          for (let i = 1; i < n; i++) if (c.parts[i] !== bufs[from + i]) { same = false; break }
+          if (same) return c.joined
+        }
+      }
+    }
+    const parts = bufs.slice(from, to) as Buffer[]
+    const joined = Buffer.concat(parts, bytes)
+    if (share) {
+      if (candidates === undefined) Caller.#joins.set(first, [{ parts, joined }])
+      else candidates.push({ parts, joined })
+    }
+    return joined
+  }
 
   /** `target`: an HTTP response (streamed as SSE) or any sink (NDJSON response, WebSocket). */
   constructor (target: ServerResponse | CallerSink, patterns: readonly string[], options: CallerOptions, lastEventId: string | null,
@@ -90,6 +173,7 @@ export class Caller {
 
   get closed (): boolean { return this.#closed }
   get closeReason (): CloseReason | null { return this.#closeReason }
+  /** counted bytes queued and not yet handed to the socket */
   get queuedBytes (): number { return this.#queuedBytes }
   /** high-water mark of the counted queue */
   get maxQueuedBytes (): number { return this.#maxQueuedBytes }
@@ -100,28 +184,38 @@ export class Caller {
   start (extraHeaders: Record<string, string> = {}): void {
     if (this.#closed || this.#started) return
     this.#started = true
+    const now = Date.now()
     const first = this.#sink.open(extraHeaders, this.#options.retryMs)
-    if (first !== null) this.#writeBytes(first, undefined)
+    if (first !== null) this.#writeBytes(first, undefined, now)
     const hb = Math.max(10, this.#options.heartbeatMs)
     this.#heartbeat = setInterval(() => { this.#beat() }, hb)
     this.#heartbeat.unref()
-    this.#flush()
+    this.#flush(now, false)
   }
 
-  /** Queues a frame (a message when `id` is set), rendered in this caller's format. Never throws, never blocks. */
+  /**
+   * Queues a frame (a message when `id` is set), rendered in this caller's format; it is written at the end of
+   * the event-loop turn, with the other frames of that turn. Never throws, never blocks.
+   */
   send (frame: Frame, id?: string, counted = true): void {
     if (this.#closed) return
     const bytes = frame.bytes(this.format)
-    if (!this.#started || this.#waitingDrain || this.#head < this.#queue.length) {
-      this.#queue.push({ frame: bytes, id, counted })
-      if (counted) {
-        this.#queuedBytes += bytes.length
-        if (this.#queuedBytes > this.#maxQueuedBytes) this.#maxQueuedBytes = this.#queuedBytes
-        if (this.#queuedBytes > this.#options.maxQueueBytes) this.slow('queue-full')
+    const at = this.#tail++
+    this.#bufs[at] = bytes
+    this.#ids[at] = id
+    this.#counted[at] = counted
+    const accepting = this.#started && !this.#waitingDrain
+    if (!accepting) this.#heldEnd = this.#tail
+    if (counted) {
+      this.#queuedBytes += bytes.length
+      if (this.#queuedBytes > this.#maxQueuedBytes) this.#maxQueuedBytes = this.#queuedBytes
+      if (this.#queuedBytes > this.#options.maxQueueBytes) {
+        // a socket that has not refused anything yet is not behind: hand it this turn's frames before judging
+        if (accepting) this.#flush(Date.now(), false)
+        if (this.#queuedBytes > this.#options.maxQueueBytes) { this.slow('queue-full'); return }
       }
-      return
     }
-    this.#writeBytes(bytes, id)
+    if (accepting && !this.#dirty && this.#head < this.#tail) Caller.#schedule(this)
   }
 
   /** Drops the caller: final `event: slow` (after what was already written), then close. */
@@ -142,15 +236,15 @@ export class Caller {
   /** Ends the stream on shutdown: what is queued, then `event: shutdown`, then close. */
   shutdown (retryMs: number): void {
     if (this.#closed) return
-    this.#flush()
+    this.#flush(Date.now(), false)
     this.#dropQueue()
     const frame = sseFrame('shutdown', { lastEventId: this.#lastWrittenId }, undefined, retryMs)
     this.#end('shutdown', frame, 'shutdown')
   }
 
-  #writeBytes (frame: Buffer, id: string | undefined): void {
+  #writeBytes (frame: Buffer, id: string | undefined, now: number): void {
     if (id !== undefined) this.#lastWrittenId = id
-    this.#lastWriteAt = Date.now()
+    this.#lastWriteAt = now
     let accepted = true
     try {
       accepted = this.#sink.write(frame)
@@ -170,37 +264,73 @@ export class Caller {
     this.#waitingDrain = false
     if (this.#drainTimer !== null) clearTimeout(this.#drainTimer)
     this.#drainTimer = null
-    this.#flush()
+    this.#flush(Date.now(), false)
   }
 
-  #flush (): void {
-    while (!this.#closed && this.#started && !this.#waitingDrain && this.#head < this.#queue.length) {
-      const item = this.#queue[this.#head]!
-      this.#queue[this.#head] = undefined as unknown as Queued
-      this.#head++
-      if (item.counted) this.#queuedBytes -= item.frame.length
-      this.#writeBytes(item.frame, item.id)
+  /**
+   * Hands the queue to the socket: held frames until it refuses (write() false, then 'drain' resumes), the frames
+   * queued while it was taking bytes all of them; joined into writes of at most MAX_JOIN_BYTES (one frame per write
+   * for sinks whose frames are messages, i.e. WebSocket). `share`: in the flush pass, where joined runs are shared
+   * between callers.
+   */
+  #flush (now: number, share: boolean): void {
+    const bufs = this.#bufs
+    const joinable = this.#sink.joinable
+    while (!this.#closed && this.#started && this.#head < this.#tail && (!this.#waitingDrain || this.#head >= this.#heldEnd)) {
+      const from = this.#head
+      // a write holds held frames or fresh ones, not both
+      const stop = from < this.#heldEnd ? this.#heldEnd : this.#tail
+      let end = from
+      let bytes = 0
+      let counted = 0
+      let lastId: string | undefined
+      do {
+        const len = bufs[end]!.length
+        bytes += len
+        if (this.#counted[end] === true) counted += len
+        const id = this.#ids[end]
+        if (id !== undefined) lastId = id
+        end++
+      } while (joinable && end < stop && bytes + bufs[end]!.length <= MAX_JOIN_BYTES)
+      const chunk = end - from === 1 ? bufs[from]! : Caller.#join(bufs, from, end, bytes, share)
+      this.#head = end
+      this.#queuedBytes -= counted
+      this.#writeBytes(chunk, lastId, now)
     }
-    if (this.#head === this.#queue.length) {
-      this.#queue.length = 0
-      this.#head = 0
-    } else if (this.#head > 1024 && this.#head * 2 > this.#queue.length) {
-      this.#queue.splice(0, this.#head)
+    if (this.#head === this.#tail) {
+      this.#dropQueue()
+    } else if (this.#head > 1024 && this.#head * 2 > this.#tail) {
+      bufs.splice(0, this.#head)
+      this.#ids.splice(0, this.#head)
+      this.#counted.splice(0, this.#head)
+      this.#tail -= this.#head
+      this.#heldEnd = Math.max(0, this.#heldEnd - this.#head)
       this.#head = 0
     }
   }
 
   #beat (): void {
-    if (this.#closed || this.#waitingDrain || this.#head < this.#queue.length) return
-    if (Date.now() - this.#lastWriteAt < this.#options.heartbeatMs / 2) return
+    if (this.#closed || this.#waitingDrain || this.#head < this.#tail) return
+    const now = Date.now()
+    if (now - this.#lastWriteAt < this.#options.heartbeatMs / 2) return
     const bytes = this.#sink.heartbeat()
-    if (bytes !== null) this.#writeBytes(bytes, undefined)
-    else this.#lastWriteAt = Date.now()
+    if (bytes !== null) this.#writeBytes(bytes, undefined, now)
+    else this.#lastWriteAt = now
   }
 
+  /** Empties the queue; the arrays are kept for the next turn unless a backlog made them large. */
   #dropQueue (): void {
-    this.#queue.length = 0
+    if (this.#bufs.length > 256) {
+      this.#bufs.length = 0
+      this.#ids.length = 0
+      this.#counted.length = 0
+    } else {
+      this.#bufs.fill(undefined, 0, this.#tail)
+      this.#ids.fill(undefined, 0, this.#tail)
+    }
     this.#head = 0
+    this.#tail = 0
+    this.#heldEnd = 0
     this.#queuedBytes = 0
   }
 
@@ -214,9 +344,10 @@ export class Caller {
     this.#sink.end(finalFrame.bytes(this.format), reason, detail, this.#options.writeTimeoutMs, wasStarted)
   }
 
-  /** Closes the caller without a final frame (e.g. a WebSocket the peer violated the protocol on). */
+  /** Closes the caller without a final frame (e.g. a WebSocket the peer violated the protocol on), after what the socket takes of its queue. */
   close (reason: CloseReason, detail: string): void {
     if (this.#closed) return
+    this.#flush(Date.now(), false)
     const wasStarted = this.#started
     this.#finish(reason)
     this.#sink.end(null, reason, detail, this.#options.writeTimeoutMs, wasStarted)

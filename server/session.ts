@@ -365,14 +365,16 @@ export class BridgeSession {
       this.stats.eventsIn++
       this.#o.metrics.eventsIn.inc({ session: this.name })
       let delivered = 0
+      const deep = this.#deep.size > 0
+      const skipLive = this.#skipLive.size > 0
       for (const pattern of matchingPatterns(channel)) {
         const set = this.#byPattern.get(pattern)
         if (set === undefined) continue
         for (const caller of set) {
           if (caller.lastSeq >= seq) continue
-          if (this.#deep.has(caller)) continue // catching up: it gets this from the ring when it joins
+          if (deep && this.#deep.has(caller)) continue // catching up: it gets this from the ring when it joins
           caller.lastSeq = seq
-          if (this.#skipLive.size > 0 && this.#alreadySent(caller, position)) continue
+          if (skipLive && this.#alreadySent(caller, position)) continue
           caller.send(frame, id)
           delivered++
         }

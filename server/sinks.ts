@@ -13,6 +13,8 @@ export type SinkEndReason = 'slow' | 'shutdown' | 'error' | 'client' | 'discarde
 
 export interface CallerSink {
   readonly format: CallerFormat
+  /** a byte stream: consecutive frames may be joined into one write (false: each frame is a message, WebSocket) */
+  readonly joinable: boolean
   /** Status line and headers (HTTP); returns the first bytes to write (SSE `retry:`), or null. */
   open: (extraHeaders: Record<string, string>, retryMs: number) => Buffer | null
   /** Hands bytes to the socket; false when the socket buffers them (then a `drain` follows). Throws when closed. */
@@ -41,8 +43,8 @@ export const NDJSON_HEARTBEAT = Buffer.from('{"type":"heartbeat"}\n', 'utf8')
 /** An HTTP response streaming Server-Sent Events or NDJSON. */
 export class HttpSink implements CallerSink {
   readonly format: 'sse' | 'ndjson'
+  readonly joinable = true
   readonly #res: ServerResponse
-  #corked = false
 
   constructor (res: ServerResponse, format: 'sse' | 'ndjson' = 'sse') {
     this.#res = res
@@ -61,22 +63,11 @@ export class HttpSink implements CallerSink {
   }
 
   /**
-   * Frames written in one tick (all the events of one upstream payload) leave in one writev: the response is corked
-   * at the first write and uncorked when the current dispatch is over. One syscall per caller per payload instead of
-   * one per event — the fan-out profile was dominated by writev.
+   * One write per caller per event-loop turn (caller.ts joins the frames of the turn); node:http corks the socket
+   * around it (chunk-size line, data, CRLF leave in one writev).
    */
   write (chunk: Buffer): boolean {
-    if (!this.#corked) {
-      this.#corked = true
-      this.#res.cork()
-      process.nextTick(this.#uncork)
-    }
     return this.#res.write(chunk)
-  }
-
-  readonly #uncork = (): void => {
-    this.#corked = false
-    this.#res.uncork()
   }
 
   heartbeat (): Buffer | null {
@@ -118,6 +109,7 @@ export const WS_CLOSE = {
 /** A WebSocket: every frame is one JSON text message; backpressure is read from the underlying TCP socket. */
 export class WsSink implements CallerSink {
   readonly format = 'ws' as const
+  readonly joinable = false
   readonly #ws: WebSocket
   readonly #socket: Socket
 

@@ -18,6 +18,7 @@
  * Flags: --fanout-sizes 100,1000[,10000]  --fanout-offered 100000 (deliveries/s)  --fanout-runs R  --fanout-seconds S
  *        --memory-n N (idle callers of part 4, default the largest size)  --fanout-docs (write docs/bench-fanout.svg
  *        in quick mode too; --full always does)  --fanout-profile (the bridge under --cpu-prof, under the results dir)
+ *        --fanout-alt <dist dir> (another build of the bridge, e.g. a baseline's dist/, measured side by side: A/B table)
  * Part 5 ('sessions' suite): --sessions-n 1000 --sessions-idle-s S --sessions-runs R; the daemon with n configured
  *        sessions runs in --full (or with --sessions-bridge), --sessions-no-bridge skips it, --sessions-no-core
  *        skips client-core alone.
@@ -37,8 +38,9 @@ import type { PublishResult } from './upstream.js'
 
 const ROOT = path.resolve(BENCH_DIR, '..', '..')
 const MAIN = path.resolve(BENCH_DIR, '..', 'server', 'main.js')
-type Variant = 'bridge' | 'bare'
-const CHANNELS: Record<Variant, string> = { bridge: '/bench/bridge', bare: '/bench/bare' }
+/** `alt`: another build of the bridge (`--fanout-alt <dist dir>`, e.g. the baseline), side by side in the same run */
+type Variant = 'bridge' | 'bare' | 'alt'
+const CHANNELS: Record<Variant, string> = { bridge: '/bench/bridge', bare: '/bench/bare', alt: '/bench/alt' }
 const LATENCY_CHANNEL = '/bench/latency'
 
 /** RSS (MB) and CPU (ms, user + system, all threads) of a process from /proc. */
@@ -89,7 +91,8 @@ export class Bridge {
    * `sessions`: the config's sessions instead of the fan-out's one session `up`; the bridge is ready when every
    * session is connected and its held subscriptions are subscribed (bounded by `readyMs`).
    */
-  static async start (upstreamUrl: string, maxCallers: number, execArgv: string[], sessions?: Record<string, unknown>, readyMs = 20_000): Promise<Bridge> {
+  static async start (upstreamUrl: string, maxCallers: number, execArgv: string[], sessions?: Record<string, unknown>, readyMs = 20_000,
+    main = MAIN, channel = CHANNELS.bridge): Promise<Bridge> {
     const dir = mkdtempSync(path.join(tmpdir(), 'bench-fanout-'))
     const port = await freePort()
     const config = {
@@ -99,7 +102,7 @@ export class Bridge {
       shutdownTimeoutMs: 1000,
       dataDir: path.join(dir, 'data'),
       sessions: sessions ?? {
-        up: { url: upstreamUrl, connectionTypes: ['websocket'], subscribe: [CHANNELS.bridge, LATENCY_CHANNEL] }
+        up: { url: upstreamUrl, connectionTypes: ['websocket'], subscribe: [channel, LATENCY_CHANNEL] }
       },
       sse: { maxCallers }
     }
@@ -107,7 +110,7 @@ export class Bridge {
     writeFileSync(file, JSON.stringify(config, null, 2))
     const env: NodeJS.ProcessEnv = {}
     for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('COMETD_BRIDGE_') && k !== 'NODE_OPTIONS') env[k] = v
-    const cp = spawn(process.execPath, [...execArgv, MAIN, '--config', file], { env, stdio: ['ignore', 'pipe', 'pipe'], cwd: dir })
+    const cp = spawn(process.execPath, [...execArgv, main, '--config', file], { env, stdio: ['ignore', 'pipe', 'pipe'], cwd: dir })
     const bridge = new Bridge(cp, `http://127.0.0.1:${port}`, dir)
     const start = Date.now()
     type View = { state?: string, subscriptions?: Array<{ state: string }> }
@@ -147,10 +150,10 @@ interface FanoutRun {
 interface MemoryRun { run: number, variant: Variant, n: number, failed: number, openMs: number, rssBeforeMB: number, rssIdleMB: number, perCallerKB: number }
 interface LatencyRun { run: number, sent: number, bridge: Summary, official: Summary, officialTransport: string }
 
-function url (variant: Variant, bridge: Bridge, barePort: number): string {
-  return variant === 'bridge'
-    ? `${bridge.base}/sessions/up/events?channel=${encodeURIComponent(CHANNELS.bridge)}`
-    : `http://127.0.0.1:${barePort}/events`
+function url (variant: Variant, bridge: Bridge, barePort: number, alt: Bridge | null): string {
+  if (variant === 'bare') return `http://127.0.0.1:${barePort}/events`
+  const b = variant === 'alt' ? alt! : bridge
+  return `${b.base}/sessions/up/events?channel=${encodeURIComponent(CHANNELS[variant])}`
 }
 
 async function waitDelivered (callers: Child, expected: number, maxMs: number): Promise<CallerStats> {
@@ -179,12 +182,14 @@ export const fanoutSuite: Suite = {
     const maxN = Math.max(...sizes)
     const files: string[] = []
     const profileDir = path.join(ctx.outDir, 'profiles')
+    const altDir = typeof ctx.flags['fanout-alt'] === 'string' ? path.resolve(ctx.flags['fanout-alt']) : null
     const bridgeArgv = ctx.flags['fanout-profile'] === true ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : []
     if (bridgeArgv.length > 0) mkdirSync(profileDir, { recursive: true })
 
     const upstream = await Child.fork('fanout/upstream.js', [], { name: 'upstream' })
     const upstreamUrl = (upstream.readyInfo as { url: string }).url
     let bridge: Bridge | null = null
+    let alt: Bridge | null = null
     const children: Child[] = [upstream]
     const fanout: FanoutRun[] = []
     const latency: LatencyRun[] = []
@@ -192,6 +197,7 @@ export const fanoutSuite: Suite = {
     const memN = intFlag(ctx.flags, 'memory-n', maxN)
     try {
       bridge = await Bridge.start(upstreamUrl, maxN + 100, bridgeArgv)
+      if (altDir !== null) alt = await Bridge.start(upstreamUrl, maxN + 100, [], undefined, 20_000, path.join(altDir, 'server', 'main.js'), CHANNELS.alt)
       const bare = await Child.fork('fanout/bare.js', ['--url', upstreamUrl, '--channel', CHANNELS.bare], { name: 'bare' })
       children.push(bare)
       const barePort = (bare.readyInfo as { port: number }).port
@@ -208,7 +214,7 @@ export const fanoutSuite: Suite = {
           const pid = variant === 'bridge' ? bridge.pid : barePid
           await sleep(1_000)
           const before = procUsage(pid)
-          const opened = await callers.call<{ open: number, failed: number, ms: number }>('open', { url: url(variant, bridge, barePort), n: memN }, 130_000)
+          const opened = await callers.call<{ open: number, failed: number, ms: number }>('open', { url: url(variant, bridge, barePort, alt), n: memN }, 130_000)
           await sleep(3_000)
           const idle = procUsage(pid)
           const m: MemoryRun = { run, variant, n: opened.open, failed: opened.failed, openMs: opened.ms, rssBeforeMB: before.rssMB, rssIdleMB: idle.rssMB,
@@ -218,13 +224,15 @@ export const fanoutSuite: Suite = {
           await callers.call('close', {}, 10_000)
         }
         for (const n of sizes) {
-          const order: Variant[] = (run + sizes.indexOf(n)) % 2 === 0 ? ['bridge', 'bare'] : ['bare', 'bridge']
+          const base: Variant[] = alt === null ? ['bridge', 'bare'] : ['bridge', 'alt', 'bare']
+          const k = (run + sizes.indexOf(n)) % base.length
+          const order: Variant[] = [...base.slice(k), ...base.slice(0, k)]
           for (const variant of order) {
-            const pid = variant === 'bridge' ? bridge.pid : barePid
+            const pid = variant === 'bridge' ? bridge.pid : variant === 'alt' ? alt!.pid : barePid
             const tag = `${variant[0]}${run}n${n}`
             await sleep(500)
             const before = procUsage(pid)
-            const opened = await callers.call<{ open: number, failed: number, ms: number }>('open', { url: url(variant, bridge, barePort), n }, 130_000)
+            const opened = await callers.call<{ open: number, failed: number, ms: number }>('open', { url: url(variant, bridge, barePort, alt), n }, 130_000)
             await sleep(2_000)
             const idle = procUsage(pid)
             const rate = Math.min(1_000, Math.max(1, Math.round(offered / n)))
@@ -246,7 +254,7 @@ export const fanoutSuite: Suite = {
               callersCpuMs: stats.cpuMs - callersCpu0
             }
             fanout.push(r)
-            ctx.log(`  run ${run + 1} N=${n} ${variant}: ${opened.open} open${opened.failed > 0 ? ` (${opened.failed} failed)` : ''}, ${fmtInt(r.deliveriesPerS)} deliveries/s (${r.deliveries}/${r.expected}), p99 ${fmt(r.p99)} ms, CPU ${fmt(r.serverCpuPer10k, 1)} ms/10k, RSS/caller ${fmt(r.rssPerCallerKB, 1)} KB`)
+            ctx.log(`  run ${run + 1} N=${n} ${variant}: ${opened.open} open${opened.failed > 0 ? ` (${opened.failed} failed)` : ''}, ${fmtInt(r.deliveriesPerS)} deliveries/s (${r.deliveries}/${r.expected}), p99 ${fmt(r.p99)} ms, CPU ${fmt(r.serverCpuPer10k, 1)} ms/10k (server ${fmt(r.serverCpuShare * 100, 0)} %, callers ${fmt((r.callersCpuMs / (spanS * 1000)) * 100, 0)} % of a core), RSS/caller ${fmt(r.rssPerCallerKB, 1)} KB`)
             await callers.call('close', {}, 10_000)
           }
         }
@@ -267,6 +275,7 @@ export const fanoutSuite: Suite = {
     } finally {
       for (const c of children.reverse()) await c.stop().catch(() => c.kill())
       await bridge?.stop()
+      await alt?.stop()
     }
 
     // ---- tables
@@ -286,6 +295,20 @@ export const fanoutSuite: Suite = {
       notes: ['deliveries/s = deliveries / (last arrival − first publish); p99 = publish (upstream process) → SSE caller parsed the frame',
         'CPU ms/10k = server process CPU (user+system, /proc) per 10,000 deliveries: what it costs, independent of the offered rate',
         'same upstream (faye, in-process publisher), same upstream client (client-core, websocket), same SSE frame; separate channels']
+    }
+    const perRun = (n: number, key: keyof FanoutRun): string => fanout.filter((r) => r.n === n && r.variant === 'bridge').map((r) => {
+      const a = fanout.find((x) => x.n === n && x.run === r.run && x.variant === 'alt')
+      return a === undefined ? '–' : fmtRatio(ratio(r[key] as number, a[key] as number))
+    }).join(', ')
+    const altTable: Table | null = altDir === null ? null : {
+      title: `A/B in the same run: this bridge vs --fanout-alt ${path.relative(ROOT, altDir) || altDir} (same upstream, same callers, own channel; median of ${runs} run(s))`,
+      columns: ['N', 'bridge deliv/s', 'alt deliv/s', 'ratio', 'bridge p99 ms', 'alt p99 ms', 'bridge CPU ms/10k', 'alt CPU ms/10k', 'CPU ratio', 'per-run deliv/s ratios', 'per-run CPU ratios'],
+      rows: sizes.map((n) => [fmtInt(n), fmtInt(med(n, 'bridge', 'deliveriesPerS')), fmtInt(med(n, 'alt', 'deliveriesPerS')),
+        fmtRatio(ratio(med(n, 'bridge', 'deliveriesPerS'), med(n, 'alt', 'deliveriesPerS'))),
+        fmt(med(n, 'bridge', 'p99')), fmt(med(n, 'alt', 'p99')),
+        fmt(med(n, 'bridge', 'serverCpuPer10k'), 1), fmt(med(n, 'alt', 'serverCpuPer10k'), 1),
+        fmtRatio(ratio(med(n, 'bridge', 'serverCpuPer10k'), med(n, 'alt', 'serverCpuPer10k'))),
+        perRun(n, 'deliveriesPerS'), perRun(n, 'serverCpuPer10k')])
     }
     const mm = (v: Variant, key: keyof MemoryRun): number => median(memory.filter((r) => r.variant === v).map((r) => r[key] as number))
     const memTable: Table = {
@@ -324,7 +347,7 @@ export const fanoutSuite: Suite = {
       writeFileSync(docSvg, chart)
       files.push(path.relative(ROOT, docSvg))
     }
-    return { tables: [fanTable, latTable, memTable], data: { sizes, offered, runs, seconds, memN, fanout, latency, memory }, files }
+    return { tables: altTable === null ? [fanTable, latTable, memTable] : [fanTable, altTable, latTable, memTable], data: { sizes, offered, runs, seconds, memN, fanout, latency, memory }, files }
   }
 }
 
