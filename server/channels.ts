@@ -2,7 +2,7 @@
  * Channel names and patterns as the bridge sees them: validation and matching come from client-core's public
  * exports (one grammar for both); the bridge adds pattern coverage for its refcounted upstream subscriptions.
  */
-export { channelProblem, channelMatches, matchingPatterns } from '../client-core/index.js'
+export { ChannelRouter, channelProblem, channelMatches, matchingPatterns } from '../client-core/index.js'
 
 export function isMeta (channel: string): boolean {
   return channel === '/meta' || channel.startsWith('/meta/')

@@ -11,7 +11,7 @@ import { Caller } from './caller.js'
 import type { CloseReason } from './caller.js'
 import type { Frame } from './frames.js'
 import type { CallerSink } from './sinks.js'
-import { channelMatches, isMeta, matchingPatterns } from './channels.js'
+import { ChannelRouter, channelMatches, isMeta } from './channels.js'
 import type { SessionConfig, SseConfig } from './config-types.js'
 import { ErrorCode, HttpError } from './errors.js'
 import type { BridgeMetrics } from './metrics.js'
@@ -70,7 +70,8 @@ export class BridgeSession {
   readonly #o: SessionOptions
   readonly #subs: UpstreamSubscriptions
   readonly #callers = new Set<Caller>()
-  readonly #byPattern = new Map<string, Set<Caller>>()
+  /** callers by the pattern they asked for; match() answers a channel without building its pattern list */
+  readonly #byPattern = new ChannelRouter<Set<Caller>>()
   readonly #seen = new WeakSet<object>()
   #seq = 0
   #rehandshakeSeq: number | null = null
@@ -367,9 +368,7 @@ export class BridgeSession {
       let delivered = 0
       const deep = this.#deep.size > 0
       const skipLive = this.#skipLive.size > 0
-      for (const pattern of matchingPatterns(channel)) {
-        const set = this.#byPattern.get(pattern)
-        if (set === undefined) continue
+      for (const set of this.#byPattern.match(channel)) {
         for (const caller of set) {
           if (caller.lastSeq >= seq) continue
           if (deep && this.#deep.has(caller)) continue // catching up: it gets this from the ring when it joins
