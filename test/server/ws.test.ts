@@ -201,7 +201,10 @@ t.test('websocket - a slow caller is closed with 1013 and its last id; the fast 
     if (published % 20 === 0) await new Promise((resolve) => setImmediate(resolve))
   }
   // queue-full usually trips at once; on a loaded machine the kernel may absorb more and the 10 s write deadline decides
-  await waitFor(() => session.stats.slowDrops === 1, { timeoutMs: 30_000, message: 'the slow socket is dropped' })
+  await waitFor(() => session.stats.slowDrops === 1, {
+    timeoutMs: 30_000,
+    message: () => `the slow socket is dropped (published ${published} in ${Date.now() - started} ms; fast got ${fast.messages().length}, slow got ${slow.messages().length}; upstream events in ${session.stats.eventsIn})`
+  })
   t.comment(`slow WebSocket dropped after ${published} messages (~${(published * payload.length / 1048576).toFixed(1)} MiB) in ${Date.now() - started} ms; maxQueueBytes ${MAX_QUEUE}`)
   slow.ws.resume()
   const closed = await slow.closed
