@@ -15,6 +15,7 @@ import {
 } from './errors.js'
 import { ClientState } from './events.js'
 import type { ClientEvents, ClientStats, StateChange } from './events.js'
+import { Extension } from './extensions.js'
 import type { Headers } from './extensions.js'
 import type { ClientOptions, ConnectionType, Logger } from './options.js'
 import { Outbox } from './outbox.js'
@@ -47,6 +48,8 @@ export class BayeuxSession extends EventEmitter<ClientEvents> {
   #advice: CurrentAdvice
   /** requests: queue, batching, deadlines, reply correlation */
   readonly #outbox: Outbox
+  /** the incoming hooks to await on every payload: auth, then the extensions; those that do not override incoming() are left out */
+  readonly #incomingHooks: Extension[]
   #sleeps = new Set<{ timer: NodeJS.Timeout, resolve: () => void }>()
   #backoff: Backoff
   #firstConnect = true
@@ -67,6 +70,8 @@ export class BayeuxSession extends EventEmitter<ClientEvents> {
     this.logger = options.logger ?? silentLogger
     this.#backoff = new Backoff(options.backoff)
     this.#advice = initialAdvice(this.options)
+    this.#incomingHooks = [...(this.options.auth === null ? [] : [this.options.auth]), ...this.options.extensions]
+      .filter((extension) => extension.incoming !== Extension.prototype.incoming)
     const self = this
     const host: OutboxHost = {
       options: this.options,
@@ -493,14 +498,30 @@ export class BayeuxSession extends EventEmitter<ClientEvents> {
       appendMessageTypeToURL: this.options.appendMessageTypeToURL,
       stringify: this.options.stringify,
       parse: (text) => parsePayload(text, this.options.parse),
-      async receive (payload, headers, transport) { await self.#receive(payload, headers, transport) },
+      receive (payload, headers) { return self.#receive(payload, headers) },
       closed (transport, error) { self.#outbox.transportClosed(transport, error) }
     }
   }
 
-  async #receive (payload: Payload, headers: Headers | null, transport: Transport): Promise<void> {
-    if (this.options.auth !== null) await this.options.auth.incoming(payload, headers)
-    for (const extension of this.options.extensions) await extension.incoming(payload, headers)
+  /**
+   * A received payload. Without incoming hooks to await it is delivered synchronously and nothing is returned, so
+   * a burst of websocket frames costs no promise per frame; otherwise the hooks run in order (auth first), then it is
+   * delivered.
+   */
+  #receive (payload: Payload, headers: Headers | null): void | Promise<void> {
+    if (this.#incomingHooks.length === 0) {
+      this.#deliver(payload)
+      return
+    }
+    return this.#receiveAfterHooks(payload, headers)
+  }
+
+  async #receiveAfterHooks (payload: Payload, headers: Headers | null): Promise<void> {
+    for (const extension of this.#incomingHooks) await extension.incoming(payload, headers)
+    this.#deliver(payload)
+  }
+
+  #deliver (payload: Payload): void {
     this.counters.messagesIn += payload.length
     this.counters.lastMessageAt = Date.now()
     for (const message of payload) {
@@ -527,7 +548,6 @@ export class BayeuxSession extends EventEmitter<ClientEvents> {
         }
       }
     }
-    void transport
   }
 
   // ---------------------------------------------------------------- hooks for Client
