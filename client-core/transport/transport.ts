@@ -20,8 +20,11 @@ export interface TransportContext {
   stringify (value: unknown): string
   /** Parses a body or frame into a payload; throws TransportError when it is not a Bayeux payload. */
   parse (text: string): Payload
-  /** Every payload received, with the response headers (HTTP) or null (websocket). */
-  receive (payload: Payload, headers: Headers | null, transport: Transport): Promise<void>
+  /**
+   * Every payload received, with the response headers (HTTP) or null (websocket). Returns undefined when the payload
+   * was handled synchronously (no incoming hook to await), else a promise that settles once it was handled.
+   */
+  receive (payload: Payload, headers: Headers | null, transport: Transport): void | Promise<void>
   /** A connection-oriented transport lost its connection: pending requests sent over it fail. */
   closed (transport: Transport, error: Error): void
 }
