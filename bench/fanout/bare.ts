@@ -5,7 +5,7 @@
  * once per message, the frames of one tick written once per caller as one shared Buffer. The bridge does the same job with the same upstream client library, so the comparison is the
  * bridge's HTTP/SSE path (Fastify, queues, ids, ring buffer, limits) against the minimum Node needs.
  *
- *   node dist/bench/fanout/bare.js --url <upstream> --channel /bench/bare   → 'ready' { port }
+ *   node dist/bench/fanout/bare.js --url <upstream> --channel /bench/bare[,/bench/latency]   → 'ready' { port }
  */
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
@@ -46,7 +46,8 @@ async function main (): Promise<void> {
     pending = ''
     for (const res of callers) res.write(buf)
   }
-  await client.subscribe(channel, (message) => {
+  // several channels (comma-separated): the fan-out channel, and the latency channel of part 3
+  for (const one of channel.split(',')) await client.subscribe(one, (message) => {
     seq++
     const frame = `id: ${seq}\nevent: message\ndata: ${JSON.stringify({ channel: message.channel, data: message.data ?? null })}\n\n`
     if (naive) {
