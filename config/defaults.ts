@@ -53,6 +53,7 @@ export const LIMITS = {
   shutdownTimeoutMs: [0, 600_000],
   bufferSize: [0, 1_000_000],
   maxNetworkDelayMs: [100, 600_000],
+  maxBatchBytes: [1_024, 67_108_864],
   connectionTimeoutMs: [0, 3_600_000],
   unsubscribeLingerMs: [0, 3_600_000],
   heartbeatMs: [1_000, 300_000],

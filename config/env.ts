@@ -34,6 +34,7 @@ export const ENV_OPTIONS: readonly EnvOption[] = [
   { name: 'COMETD_BRIDGE_HEADERS', path: [...S, 'headers'], kind: 'headers' },
   { name: 'COMETD_BRIDGE_BUFFER_SIZE', path: [...S, 'bufferSize'], kind: 'int' },
   { name: 'COMETD_BRIDGE_MAX_NETWORK_DELAY_MS', path: [...S, 'maxNetworkDelayMs'], kind: 'int' },
+  { name: 'COMETD_BRIDGE_MAX_BATCH_BYTES', path: [...S, 'maxBatchBytes'], kind: 'int' },
   { name: 'COMETD_BRIDGE_CONNECTION_TIMEOUT_MS', path: [...S, 'connectionTimeoutMs'], kind: 'int' },
   { name: 'COMETD_BRIDGE_UNSUBSCRIBE_LINGER_MS', path: [...S, 'unsubscribeLingerMs'], kind: 'int' },
   { name: 'COMETD_BRIDGE_TLS_REJECT_UNAUTHORIZED', path: [...S, 'tls', 'rejectUnauthorized'], kind: 'bool' },

@@ -5,13 +5,22 @@ import * as D from './defaults.js'
 export type Limit = keyof typeof D.LIMITS
 
 /** An integer in LIMITS[name]; a string of digits is accepted too (env values, `port: ${PORT}`). */
-export function int (name: Limit, def: number) {
+function integer (name: Limit) {
   const [min, max] = D.LIMITS[name]
   const message = `must be an integer between ${min} and ${max}`
   return z.preprocess(
     (v) => (typeof v === 'string' && /^[+-]?\d{1,16}$/.test(v.trim()) ? Number(v.trim()) : v),
     z.number({ error: message }).refine((v) => Number.isInteger(v) && v >= min && v <= max, { error: message })
-  ).default(def)
+  )
+}
+
+export function int (name: Limit, def: number) {
+  return integer(name).default(def)
+}
+
+/** Like `int`, without a default: absent stays absent (the component's own default applies). */
+export function optionalInt (name: Limit) {
+  return integer(name).optional()
 }
 
 /** A boolean; the strings "true" and "false" are accepted too. */

@@ -6,7 +6,7 @@
 import { z } from 'zod'
 import { channelProblem, channelKind } from '../client-core/protocol/channel.js'
 import * as D from './defaults.js'
-import { bool, int } from './fields.js'
+import { bool, int, optionalInt } from './fields.js'
 import { authSchema, dynamicSessionsSchema, unauthenticatedListenProblem } from './auth-schema.js'
 import { reliableSessionKeys, reliableTopKeys, sessionAuthProblem } from './reliable-schema.js'
 
@@ -98,6 +98,7 @@ export const sessionSchema = z.strictObject({
     .default(() => []),
   bufferSize: int('bufferSize', D.DEFAULT_BUFFER_SIZE),
   maxNetworkDelayMs: int('maxNetworkDelayMs', D.DEFAULT_MAX_NETWORK_DELAY_MS),
+  maxBatchBytes: optionalInt('maxBatchBytes'),
   connectionTimeoutMs: int('connectionTimeoutMs', D.DEFAULT_CONNECTION_TIMEOUT_MS),
   unsubscribeLingerMs: int('unsubscribeLingerMs', D.DEFAULT_UNSUBSCRIBE_LINGER_MS),
   tls: tlsSchema.prefault({}),

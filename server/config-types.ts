@@ -16,6 +16,8 @@ export interface SessionConfig {
   /** messages kept for resume */
   bufferSize: number
   maxNetworkDelayMs: number
+  /** the largest upstream request body / websocket frame of publishes (client-core `maxBatchBytes`); absent = its default */
+  maxBatchBytes?: number | undefined
   connectionTimeoutMs: number
   /** how long an upstream subscription outlives its last caller */
   unsubscribeLingerMs: number

@@ -508,6 +508,7 @@ export class BridgeSession {
       ...extra
     }
     if (config.tls !== undefined && config.tls !== null) clientOptions.tls = config.tls as ClientOptions['tls']
+    if (config.maxBatchBytes !== undefined) clientOptions.maxBatchBytes = config.maxBatchBytes
     return (this.#o.createClient ?? ((url, opts) => new Client(url, opts)))(config.url, clientOptions)
   }
 

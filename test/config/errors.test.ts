@@ -39,6 +39,8 @@ t.test('errors - bad port (file, env and flag)', async (t) => {
 
 t.test('errors - other ranges name the field', async (t) => {
   t.same(errorsOf({ sessions: { a: { url, bufferSize: 1_000_001 } } }), [{ path: 'sessions.a.bufferSize', message: 'must be an integer between 0 and 1000000' }])
+  t.same(errorsOf({ sessions: { a: { url, maxBatchBytes: 100 } } }), [{ path: 'sessions.a.maxBatchBytes', message: 'must be an integer between 1024 and 67108864' }])
+  t.same(loadErrors(t, [], { COMETD_BRIDGE_URL: url, COMETD_BRIDGE_MAX_BATCH_BYTES: '32k' }), [{ path: 'sessions.default.maxBatchBytes', message: 'must be an integer between 1024 and 67108864 (from env COMETD_BRIDGE_MAX_BATCH_BYTES)' }])
   t.same(errorsOf({ sse: { heartbeatMs: 10 } }), [{ path: 'sse.heartbeatMs', message: 'must be an integer between 1000 and 300000' }])
   t.same(errorsOf({ http: { bodyLimitBytes: 0 } }), [{ path: 'http.bodyLimitBytes', message: 'must be an integer between 1 and 104857600' }])
   t.same(errorsOf({ shutdownTimeoutMs: -5 }), [{ path: 'shutdownTimeoutMs', message: 'must be an integer between 0 and 600000' }])

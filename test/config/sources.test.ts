@@ -62,6 +62,8 @@ t.test('defaults - a session gets every session default', async (t) => {
     replay: { enabled: false, start: -1, fallback: -2, deepResume: true, deepResumeMaxClients: 1, deepResumeTimeoutMs: 120000 }
   })
   t.equal(isDemoEnabled(c), false, 'demo auto with a session does not run the demo upstream')
+  const capped = config(loadConfig({ argv: [], env: { COMETD_BRIDGE_URL: 'http://h/cometd', COMETD_BRIDGE_MAX_BATCH_BYTES: '32000' } }))
+  t.equal(capped.sessions.default!.maxBatchBytes, 32000, 'COMETD_BRIDGE_MAX_BATCH_BYTES (absent by default: client-core decides)')
 })
 
 t.test('file - YAML via --config, relative to cwd', async (t) => {
