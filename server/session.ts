@@ -162,26 +162,11 @@ export class BridgeSession {
   async attach (res: ServerResponse | CallerSink, patterns: string[], lastEventId: string | null, waitMs: number): Promise<AttachResult> {
     const caller = new Caller(res, patterns, this.#o.sse, lastEventId, (c, reason) => { this.#detach(c, reason) })
     // replay sessions (issue 6): a one-channel stream resumes from its upstream position (ring or deep resume)
-    const { plan, deep } = this.#resolveReplay(lastEventId, patterns, planResume({
-      epoch: this.epoch,
-      seq: this.#seq,
-      ring: this.ring,
-      rehandshakeSeq: this.#rehandshakeSeq,
-      coveredSince: (p, s) => this.#subs.coveredSince(p, s)
-    }, lastEventId, patterns))
-    if (plan.gap !== null) {
-      this.stats.gaps++
-      this.#o.metrics.gaps.inc({ session: this.name, reason: plan.gap.reason })
-      caller.send(sseFrame('gap', plan.gap), undefined, false)
-    }
-    for (const entry of plan.replay) caller.send(entry.frame, entry.id ?? formatId(this.epoch, entry.seq), false)
+    const { plan, deep } = this.#resolveReplay(lastEventId, patterns, this.#planResume(lastEventId, patterns))
+    this.#sendResume(caller, plan, plan.gap)
     caller.lastSeq = this.#seq
     this.#callers.add(caller)
-    for (const p of patterns) {
-      let set = this.#byPattern.get(p)
-      if (set === undefined) this.#byPattern.set(p, set = new Set())
-      set.add(caller)
-    }
+    for (const p of patterns) this.#route(caller, p)
     // registered now (no live fan-out to it from here on), started once its subscription is not refused
     const runner = deep !== null ? this.#deepResume(caller, deep, lastEventId ?? '') : null
     const pending = patterns.map((p) => this.#subs.acquire(p))
@@ -189,24 +174,11 @@ export class BridgeSession {
       caller.send(sseFrame('upstream', this.#upstreamData('down', 'not connected')), undefined, false)
       this.#downAnnounced = true
     }
-    const outcomes = await Promise.all(pending.map(async (p) => {
-      try {
-        return await withDeadline(p, waitMs, 'subscription')
-      } catch {
-        return { status: 'pending' as const }
-      }
-    }))
+    const refusal = await this.#refusal(patterns, pending, waitMs)
     if (caller.closed) return { gone: true }
-    const refused = outcomes.findIndex((o) => o.status === 'refused')
-    if (refused >= 0) {
-      const outcome = outcomes[refused] as { status: 'refused', error: unknown }
+    if (refusal !== null) {
       caller.discard()
-      const mapped = mapUpstreamError(outcome.error, this.name, 'publish', this.retryAfterSeconds())
-      const status = mapped.statusCode === 403 ? 403 : mapped.statusCode >= 500 ? 502 : mapped.statusCode
-      return {
-        error: new HttpError(status, status === 403 ? ErrorCode.UPSTREAM_DENIED : ErrorCode.UPSTREAM_REJECTED,
-          `The upstream server refused the subscription to ${patterns[refused] ?? ''}`, { details: mapped.details })
-      }
+      return { error: refusal }
     }
     this.stats.callersTotal++
     this.#o.metrics.callersTotal.inc({ session: this.name })
@@ -283,44 +255,18 @@ export class BridgeSession {
    */
   async addPatterns (caller: Caller, patterns: string[], lastEventId: string | null, waitMs: number): Promise<{ afterId: string | null } | { error: HttpError } | { gone: true }> {
     const added = patterns.filter((p) => !caller.patterns.includes(p))
-    const plan = planResume({
-      epoch: this.epoch,
-      seq: this.#seq,
-      ring: this.ring,
-      rehandshakeSeq: this.#rehandshakeSeq,
-      coveredSince: (p, s) => this.#subs.coveredSince(p, s)
-    }, lastEventId, patterns)
-    if (plan.gap !== null) {
-      this.stats.gaps++
-      this.#o.metrics.gaps.inc({ session: this.name, reason: plan.gap.reason })
-      caller.send(sseFrame('gap', { ...plan.gap, subscription: patterns }), undefined, false)
-    }
-    for (const entry of plan.replay) caller.send(entry.frame, entry.id ?? formatId(this.epoch, entry.seq), false)
+    const plan = this.#planResume(lastEventId, patterns)
+    this.#sendResume(caller, plan, plan.gap === null ? null : { ...plan.gap, subscription: patterns })
     if (caller.lastSeq < this.#seq) caller.lastSeq = this.#seq
     for (const p of added) {
       caller.addPattern(p)
-      let set = this.#byPattern.get(p)
-      if (set === undefined) this.#byPattern.set(p, set = new Set())
-      set.add(caller)
+      this.#route(caller, p)
     }
-    const outcomes = await Promise.all(added.map(async (p) => {
-      try {
-        return await withDeadline(this.#subs.acquire(p), waitMs, 'subscription')
-      } catch {
-        return { status: 'pending' as const }
-      }
-    }))
+    const refusal = await this.#refusal(added, added.map((p) => this.#subs.acquire(p)), waitMs)
     if (caller.closed) return { gone: true }
-    const refused = outcomes.findIndex((o) => o.status === 'refused')
-    if (refused >= 0) {
-      const outcome = outcomes[refused] as { status: 'refused', error: unknown }
+    if (refusal !== null) {
       this.removePatterns(caller, added)
-      const mapped = mapUpstreamError(outcome.error, this.name, 'publish', this.retryAfterSeconds())
-      const status = mapped.statusCode === 403 ? 403 : mapped.statusCode >= 500 ? 502 : mapped.statusCode
-      return {
-        error: new HttpError(status, status === 403 ? ErrorCode.UPSTREAM_DENIED : ErrorCode.UPSTREAM_REJECTED,
-          `The upstream server refused the subscription to ${added[refused] ?? ''}`, { details: mapped.details })
-      }
+      return { error: refusal }
     }
     return { afterId: plan.afterSeq === 0 ? null : this.#idAt(plan.afterSeq) }
   }
@@ -328,11 +274,7 @@ export class BridgeSession {
   /** WebSocket callers: stops delivering `patterns` to a live caller and releases their upstream subscriptions. */
   removePatterns (caller: Caller, patterns: readonly string[]): void {
     for (const p of patterns) {
-      if (!caller.removePattern(p)) continue
-      const set = this.#byPattern.get(p)
-      set?.delete(caller)
-      if (set?.size === 0) this.#byPattern.delete(p)
-      this.#subs.release(p)
+      if (caller.removePattern(p)) this.#unroute(caller, p)
     }
   }
 
@@ -387,6 +329,61 @@ export class BridgeSession {
     }
   }
 
+  #planResume (lastEventId: string | null, patterns: string[]): ResumePlan {
+    return planResume({
+      epoch: this.epoch,
+      seq: this.#seq,
+      ring: this.ring,
+      rehandshakeSeq: this.#rehandshakeSeq,
+      coveredSince: (p, s) => this.#subs.coveredSince(p, s)
+    }, lastEventId, patterns)
+  }
+
+  /** The `gap` (when there is one) and the ring entries of a resume plan, queued for the caller. */
+  #sendResume (caller: Caller, plan: ResumePlan, gap: object | null): void {
+    if (plan.gap !== null) {
+      this.stats.gaps++
+      this.#o.metrics.gaps.inc({ session: this.name, reason: plan.gap.reason })
+      caller.send(sseFrame('gap', gap), undefined, false)
+    }
+    for (const entry of plan.replay) caller.send(entry.frame, entry.id ?? formatId(this.epoch, entry.seq), false)
+  }
+
+  /** Live messages matching `pattern` go to the caller from now on. */
+  #route (caller: Caller, pattern: string): void {
+    let set = this.#byPattern.get(pattern)
+    if (set === undefined) this.#byPattern.set(pattern, set = new Set())
+    set.add(caller)
+  }
+
+  /** The reverse of #route, and the upstream subscription is released. */
+  #unroute (caller: Caller, pattern: string): void {
+    const set = this.#byPattern.get(pattern)
+    set?.delete(caller)
+    if (set?.size === 0) this.#byPattern.delete(pattern)
+    this.#subs.release(pattern)
+  }
+
+  /**
+   * Waits (at most `waitMs`; a subscription still pending then is no refusal) for the upstream subscriptions of
+   * `patterns`, and maps the first refusal to the caller's HTTP error (null when none was refused).
+   */
+  async #refusal (patterns: string[], pending: Array<Promise<{ status: string, error?: unknown }>>, waitMs: number): Promise<HttpError | null> {
+    const outcomes = await Promise.all(pending.map(async (p) => {
+      try {
+        return await withDeadline(p, waitMs, 'subscription')
+      } catch {
+        return { status: 'pending' as const }
+      }
+    }))
+    const refused = outcomes.findIndex((o) => o.status === 'refused')
+    if (refused < 0) return null
+    const mapped = mapUpstreamError((outcomes[refused] as { error?: unknown }).error, this.name, 'publish', this.retryAfterSeconds())
+    const status = mapped.statusCode === 403 ? 403 : mapped.statusCode >= 500 ? 502 : mapped.statusCode
+    return new HttpError(status, status === 403 ? ErrorCode.UPSTREAM_DENIED : ErrorCode.UPSTREAM_REJECTED,
+      `The upstream server refused the subscription to ${patterns[refused] ?? ''}`, { details: mapped.details })
+  }
+
   #detach (caller: Caller, reason: CloseReason): void {
     if (!this.#callers.delete(caller)) return
     const runner = this.#deep.get(caller)
@@ -396,12 +393,7 @@ export class BridgeSession {
       this.#deepFinished(runner, 'stopped')
     }
     this.#skipLive.delete(caller)
-    for (const p of caller.patterns) {
-      const set = this.#byPattern.get(p)
-      set?.delete(caller)
-      if (set?.size === 0) this.#byPattern.delete(p)
-      this.#subs.release(p)
-    }
+    for (const p of caller.patterns) this.#unroute(caller, p)
     this.#o.log.info({ caller: caller.id, reason, lastEventId: caller.lastWrittenId, durationMs: Date.now() - caller.createdAt }, 'stream closed')
     if (reason === 'slow') {
       this.stats.slowDrops++
