@@ -8,7 +8,6 @@
  * see the change and stop, so a late reply can never act on a newer session.
  */
 import { EventEmitter } from 'node:events'
-import { CookieJar } from 'tough-cookie'
 import { Backoff } from './backoff.js'
 import {
   ClientError, ClientInvalidOperation, CometdError, HttpStatusError, ServerError, TransportError, WebSocketUpgradeError
@@ -28,6 +27,7 @@ import {
 } from './session-options.js'
 import type { CurrentAdvice, ResolvedOptions } from './session-options.js'
 import { LongPollingTransport } from './transport/long-polling.js'
+import { SessionCookieJar } from './transport/transport.js'
 import type { Transport, TransportContext } from './transport/transport.js'
 import { WebSocketTransport } from './transport/websocket.js'
 
@@ -44,7 +44,7 @@ export class BayeuxSession extends EventEmitter<ClientEvents> {
   #transport: Transport | null = null
   #transports = new Map<ConnectionType, Transport>()
   #wsRefused = false
-  #cookies = new CookieJar()
+  #cookies = new SessionCookieJar()
   #advice: CurrentAdvice
   /** requests: queue, batching, deadlines, reply correlation */
   readonly #outbox: Outbox
@@ -115,7 +115,7 @@ export class BayeuxSession extends EventEmitter<ClientEvents> {
     if (this.#closing !== null) await this.#closing
     if (this.#state !== ClientState.DISCONNECTED) throw new ClientInvalidOperation('Client is already open.')
     const gen = ++this.gen
-    this.#cookies = new CookieJar()
+    this.#cookies = new SessionCookieJar()
     this.#transports = new Map()
     this.#transport = null
     this.#wsRefused = false

@@ -21,7 +21,8 @@ export class LongPollingTransport implements Transport {
   /** [0]: the held /meta/connect, [1]: everything else */
   #clients: [Client | null, Client | null] = [null, null]
   /** the Cookie header, computed at most once a second (and again after a Set-Cookie or an expiry) */
-  #cookie: { value: string, until: number } | null = null
+  /** the Cookie header derived from the jar at `version`, good until `until` (≤ 1 s, or the earliest expiry) */
+  #cookie: { value: string, until: number, version: number } | null = null
   #closed = false
 
   constructor (context: TransportContext) {
@@ -66,8 +67,9 @@ export class LongPollingTransport implements Transport {
   async #cookieHeader (): Promise<string> {
     const now = Date.now()
     const cached = this.#cookie
-    if (cached !== null && now < cached.until) return cached.value
     const ctx = this.#ctx
+    if (cached !== null && now < cached.until && cached.version === ctx.cookies.version) return cached.value
+    const version = ctx.cookies.version
     const cookies = await ctx.cookies.getCookies(ctx.url.href)
     let until = now + 1000
     for (const cookie of cookies) {
@@ -75,7 +77,7 @@ export class LongPollingTransport implements Transport {
       if (expiry !== undefined && expiry < until) until = expiry
     }
     const value = cookies.sort(cookieCompare).map((c) => c.cookieString()).join('; ')
-    this.#cookie = { value, until }
+    this.#cookie = { value, until, version }
     return value
   }
 
@@ -131,7 +133,6 @@ export class LongPollingTransport implements Transport {
 
   async #storeCookies (setCookie: string | string[] | undefined): Promise<void> {
     if (setCookie === undefined) return
-    this.#cookie = null
     for (const line of Array.isArray(setCookie) ? setCookie : [setCookie]) {
       try {
         await this.#ctx.cookies.setCookie(line, this.#ctx.url.href, { ignoreError: true })

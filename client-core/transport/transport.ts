@@ -6,12 +6,25 @@
 import type { Headers } from '../extensions.js'
 import type { ConnectionType, Logger, TlsOptions } from '../options.js'
 import type { Payload } from '../protocol/message.js'
-import type { CookieJar } from 'tough-cookie'
+import { CookieJar } from 'tough-cookie'
+
+/**
+ * The session's cookie jar, shared by its transports. `version` changes with every cookie stored (by either
+ * transport), so that a transport may cache the Cookie header it derived from the jar.
+ */
+export class SessionCookieJar extends CookieJar {
+  version = 0
+
+  override setCookie: CookieJar['setCookie'] = ((...args: unknown[]) => {
+    this.version++
+    return (CookieJar.prototype.setCookie as (...a: unknown[]) => unknown).apply(this, args)
+  }) as CookieJar['setCookie']
+}
 
 export interface TransportContext {
   /** the Bayeux endpoint as the user gave it (http: or https:) */
   readonly url: URL
-  readonly cookies: CookieJar
+  readonly cookies: SessionCookieJar
   readonly tls: TlsOptions | undefined
   readonly logger: Logger
   readonly maxNetworkDelayMs: number

@@ -78,7 +78,7 @@ t.test('WebSocketTransport: a context that finishes synchronously is not waited 
   // The transport alone, under a stub context, against a ws server that sends a burst of frames in one go.
   const { WebSocketServer } = await import('ws')
   const { WebSocketTransport } = await import('../../client-core/transport/websocket.js')
-  const { CookieJar } = await import('tough-cookie')
+  const { SessionCookieJar } = await import('../../client-core/transport/transport.js')
   const n = 200
   const wss = new WebSocketServer({ host: '127.0.0.1', port: 0 })
   t.teardown(() => { for (const c of wss.clients) c.terminate(); wss.close() })
@@ -96,7 +96,7 @@ t.test('WebSocketTransport: a context that finishes synchronously is not waited 
   const silent = { debug () {}, info () {}, warn () {}, error () {} }
   const transport = new WebSocketTransport({
     url: new URL(`http://127.0.0.1:${port}/cometd`),
-    cookies: new CookieJar(),
+    cookies: new SessionCookieJar(),
     tls: undefined,
     logger: silent as never,
     maxNetworkDelayMs: 5000,
