@@ -90,7 +90,7 @@ export class Outbox {
     const entries = messages.map((message) => this.newOutgoing(message))
     for (const entry of entries) this.#deadlines.arm(entry, options.timeoutMs)
     void this.#dispatch(entries, options)
-    return await Promise.all(entries.map(async (entry) => await entry.promise))
+    return await Promise.all(entries.map((entry) => entry.promise))
   }
 
   /** Queues a message for the next batch, sent while connected. `timeoutMs` also bounds the wait for a connection. */
@@ -191,9 +191,9 @@ export class Outbox {
     const options = this.#host.options
     const max = options.autoBatch ? options.maxBatchMessages : 1
     while (this.#queue.length > 0 && this.#inFlight < transport.maxInFlight) {
-      const batch = this.#queue.length <= max ? this.#queue : this.#queue.slice(0, max)
-      if (batch === this.#queue) this.#queue = []
-      else this.#queue.splice(0, max)
+      let batch = this.#queue
+      if (batch.length <= max) this.#queue = []
+      else batch = this.#queue.splice(0, max)
       this.#inFlight++
       void this.#dispatch(batch, {}).finally(() => {
         this.#inFlight--
@@ -238,7 +238,9 @@ export class Outbox {
     }
     // owners[i]: the entry whose reply payload[i] awaits (null: a message an extension added)
     let owners: Array<Outgoing | null> = entries
-    let unsent: Outgoing[] = entries
+    // sent[start…]: what is not on the wire yet (what a failure settles); reassigned as the batch is serialized and sent
+    let sent: Array<Outgoing | null> = entries
+    let start = 0
     const unserializable = (owner: Outgoing | null, message: Message, error: unknown): void => {
       if (owner !== null) {
         this.settle(owner, null, new MessageEncodingError(`The message for ${message.channel} cannot be serialized`, { cause: error }))
@@ -264,7 +266,7 @@ export class Outbox {
       // has to be split (then the bodies are joined from the parts).
       const cap0 = this.#byteCap(transport)
       let messages: Message[] = payload
-      let sent: Array<Outgoing | null> = owners
+      sent = owners
       let whole: string | null = null
       let parts: string[] = []
       if (!this.#splitting || payload.length === 1) {
@@ -284,14 +286,12 @@ export class Outbox {
         this.#splitting = joinedLength(parts) > cap0
       }
       host.counters.messagesOut += messages.length
-      host.logger.trace({ channels: messages.map((m) => m.channel), type: transport.type }, 'send')
+      host.logger.trace({ count: messages.length, first: messages[0]!.channel, type: transport.type }, 'send')
       const isConnect = options.isConnect ?? false
-      let start = 0
       let maxCount = Infinity // halved by a 413, so that a retry is always smaller
       while (start < messages.length) {
         const end = whole === null ? chunkEnd(parts, start, maxCount, this.#byteCap(transport)) : messages.length
         const chunk = end - start === messages.length ? sent : sent.slice(start, end)
-        unsent = sent.slice(start).filter((e): e is Outgoing => e !== null)
         // A later request of the batch: not after close(), nor when everything in it already failed (a dropped socket).
         if (controller.signal.aborted) throw controller.signal.reason
         if (start > 0 && chunk.every((e) => e === null || e.settled)) {
@@ -348,6 +348,7 @@ export class Outbox {
       }
     } catch (error) {
       const failure = toTransportError(error)
+      const unsent = sent.slice(start).filter((e): e is Outgoing => e !== null)
       let retry: Outgoing[] = []
       if (auth !== null && failure instanceof HttpStatusError && (failure.statusCode === 401 || failure.statusCode === 403) && !options.isConnect) {
         retry = unsent.filter((e) => !e.settled && !e.authRetried && e.message.channel !== '/meta/handshake')

@@ -18,7 +18,7 @@ import { Extension } from './extensions.js'
 import type { Headers } from './extensions.js'
 import type { ClientOptions, ConnectionType, Logger } from './options.js'
 import { Outbox } from './outbox.js'
-import type { DispatchOptions, Outgoing, OutboxHost } from './outbox.js'
+import type { Outgoing, OutboxHost } from './outbox.js'
 import { parsePayload } from './protocol/codec.js'
 import { isReply } from './protocol/message.js'
 import type { Message, Payload } from './protocol/message.js'
@@ -161,14 +161,13 @@ export class BayeuxSession extends EventEmitter<ClientEvents> {
     this.#outbox.abortAll(new ClientInvalidOperation('The client is closing'))
     if (wasConnected && this.#clientId !== null && this.#transport !== null) {
       try {
-        await this.#request([{ channel: '/meta/disconnect' }], { timeoutMs: this.options.maxNetworkDelayMs })
+        await this.#outbox.request([{ channel: '/meta/disconnect' }], { timeoutMs: this.options.maxNetworkDelayMs })
       } catch (error) {
         this.logger.debug({ err: error }, '/meta/disconnect failed; closing anyway')
       }
     }
     await this.#release(gen, new ClientInvalidOperation('The client was closed'), 'close')
   }
-
 
   /** Drops everything of this open(): requests, timers, transports. */
   async #release (gen: number, error: Error, reason: string): Promise<void> {
@@ -184,7 +183,6 @@ export class BayeuxSession extends EventEmitter<ClientEvents> {
     this.onRelease(error)
     this.setState(ClientState.DISCONNECTED, reason, error instanceof CometdError && reason !== 'close' ? { error } : {})
   }
-
 
   #checkGen (gen: number): void {
     if (this.gen !== gen) throw new ClientInvalidOperation('The client was closed')
@@ -272,12 +270,12 @@ export class BayeuxSession extends EventEmitter<ClientEvents> {
       advice: { timeout: this.options.advice.timeout, interval: this.options.advice.interval }
     }
     if (props.ext !== undefined) message.ext = structuredClone(props.ext as Record<string, unknown>)
-    let [reply] = await this.#request([message], { timeoutMs: this.options.maxNetworkDelayMs, transport })
+    let [reply] = await this.#outbox.request([message], { timeoutMs: this.options.maxNetworkDelayMs, transport })
     if (reply !== undefined && reply.successful !== true && this.options.auth !== null && authFailure(reply)) {
       await this.#authenticate()
       const again = { ...message }
       delete again.id
-      ;[reply] = await this.#request([again], { timeoutMs: this.options.maxNetworkDelayMs, transport })
+      ;[reply] = await this.#outbox.request([again], { timeoutMs: this.options.maxNetworkDelayMs, transport })
     }
     if (reply === undefined) throw new TransportError('No reply to the handshake')
     return reply
@@ -300,7 +298,7 @@ export class BayeuxSession extends EventEmitter<ClientEvents> {
     const message: Message = { channel: '/meta/connect', connectionType: this.#transport?.type ?? 'long-polling' }
     const held = this.#firstConnect ? 0 : this.#advice.timeout
     if (this.#firstConnect) message.advice = { timeout: 0 }
-    const [reply] = await this.#request([message], { timeoutMs: held + this.options.maxNetworkDelayMs, isConnect: true })
+    const [reply] = await this.#outbox.request([message], { timeoutMs: held + this.options.maxNetworkDelayMs, isConnect: true })
     if (reply === undefined) throw new TransportError('No reply to /meta/connect')
     return reply
   }
@@ -320,7 +318,7 @@ export class BayeuxSession extends EventEmitter<ClientEvents> {
           reply = await this.#sendConnect()
         } catch (error) {
           if (this.gen !== gen) return
-          await this.#connectionLost(gen, 'network', error as Error)
+          await this.#connectionLost('network', error as Error)
           continue
         }
         if (this.gen !== gen) return
@@ -335,7 +333,7 @@ export class BayeuxSession extends EventEmitter<ClientEvents> {
         if (this.gen !== gen) return
         // Anything unexpected: report, back off, carry on. The loop must not die.
         this.logger.error({ err: error }, 'connect loop error')
-        await this.#connectionLost(gen, 'internal', error as Error)
+        await this.#connectionLost('internal', error as Error)
       }
     }
   }
@@ -359,14 +357,14 @@ export class BayeuxSession extends EventEmitter<ClientEvents> {
     if (action === 'handshake') {
       this.#needHandshake = true
       if (this.#rehandshakesWithoutConnect > 0 || limitError(reply)) {
-        await this.#connectionLost(gen, 'session-unknown', error, limitError(reply))
+        await this.#connectionLost('session-unknown', error, limitError(reply))
       } else {
         this.#markDown()
         this.emit('transportError', error)
       }
       return
     }
-    await this.#connectionLost(gen, 'connect-failed', error, limitError(reply))
+    await this.#connectionLost('connect-failed', error, limitError(reply))
   }
 
   #markDown (): void {
@@ -374,7 +372,7 @@ export class BayeuxSession extends EventEmitter<ClientEvents> {
   }
 
   /** The connection is down: report it, wait a backoff delay, decide whether the session can still be alive. */
-  async #connectionLost (gen: number, reason: string, error: Error, hard = false): Promise<void> {
+  async #connectionLost (reason: string, error: Error, hard = false): Promise<void> {
     this.#markDown()
     const cometdError = error instanceof CometdError ? error : new TransportError(error.message, { cause: error })
     this.emit('transportError', cometdError)
@@ -391,7 +389,6 @@ export class BayeuxSession extends EventEmitter<ClientEvents> {
     }
     this.setState(ClientState.RECONNECTING, reason, { error: cometdError, delayMs: delay })
     await this.#sleep(delay)
-    void gen
   }
 
   async #rehandshake (gen: number): Promise<void> {
@@ -413,14 +410,14 @@ export class BayeuxSession extends EventEmitter<ClientEvents> {
           await this.#terminate(gen, error)
           return
         }
-        await this.#connectionLost(gen, 'handshake-failed', error, limitError(reply))
+        await this.#connectionLost('handshake-failed', error, limitError(reply))
         return
       }
       if (error instanceof ClientError) {
         await this.#terminate(gen, error)
         return
       }
-      await this.#connectionLost(gen, 'handshake-failed', error as Error)
+      await this.#connectionLost('handshake-failed', error as Error)
       return
     }
     if (this.gen !== gen) return
@@ -441,7 +438,6 @@ export class BayeuxSession extends EventEmitter<ClientEvents> {
       this.#outbox.scheduleFlush()
     }
   }
-
 
   #updateAdvice (reply: Message): void {
     const advice = reply.advice
@@ -469,10 +465,6 @@ export class BayeuxSession extends EventEmitter<ClientEvents> {
   /** Sends messages now, in one payload, and resolves with their replies (in order). */
   protected async request (messages: Message[], timeoutMs: number): Promise<Message[]> {
     return await this.#outbox.request(messages, { timeoutMs })
-  }
-
-  async #request (messages: Message[], options: DispatchOptions & { timeoutMs: number }): Promise<Message[]> {
-    return await this.#outbox.request(messages, options)
   }
 
   protected newOutgoing (message: Message): Outgoing {

@@ -124,7 +124,7 @@ export class DynamicSessions {
     const now = Date.now()
     this.#entries.set(name, { owner: p.id, ownerName: p.name, createdAt: now, lastActive: now })
     this.#deps.sessions.set(name, session)
-    session.start()
+    void session.start() // settles when the first attempt is over; never rejects
     this.#schedule()
     log.info({ owner: p.name, url: redactUrl(check.url), connectionTypes: sessionConfig.connectionTypes }, 'dynamic session created')
     return { name, url: redactUrl(check.url) }

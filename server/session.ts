@@ -538,7 +538,7 @@ export class BridgeSession {
       createClient: (extension: ReplayExtension) => this.#newClient('deep-resume', { extensions: [extension], ...(this.reliable.tokens !== null ? { auth: this.reliable.tokens.bearer() } : {}) }),
       join: (c, channel, afterSeq, skip, gap, outcome) => { this.#join(c, channel, afterSeq, skip, gap, outcome) },
       onError: (err) => { if (isLimitError(err)) this.reliable.noteLimit(err, null) },
-      log: this.#o.log.child({ component: 'deep-resume' }),
+      log: new LazyChildLogger(this.#o.log, { component: 'deep-resume' }),
       opTimeoutMs: this.config.maxNetworkDelayMs + this.config.connectionTimeoutMs
     }, caller, { channel: d.channel, position: d.position, anchorSeq: d.anchorSeq, lastEventId, timeoutMs: replay.config.deepResumeTimeoutMs })
     this.#deep.set(caller, runner)

@@ -4,6 +4,7 @@
  * returns the parsed array itself (its messages are normalised in place).
  */
 import { TransportError } from '../errors.js'
+import { isRecord } from './message.js'
 import type { Message, Payload } from './message.js'
 
 export function parsePayload (text: string, parse: (text: string) => unknown): Payload {
@@ -46,17 +47,13 @@ function checkMessage (value: unknown, index: number): void {
   const clientId = message.clientId as unknown
   if (clientId !== undefined && typeof clientId !== 'string') delete message.clientId
   const advice = message.advice as unknown
-  if (advice !== undefined && !isObject(advice)) delete message.advice
+  if (advice !== undefined && !isRecord(advice)) delete message.advice
   const ext = message.ext as unknown
-  if (ext !== undefined && !isObject(ext)) delete message.ext
+  if (ext !== undefined && !isRecord(ext)) delete message.ext
   const error = message.error as unknown
   if (error !== undefined && typeof error !== 'string') message.error = String(error)
   const types = message.supportedConnectionTypes as unknown
   if (types !== undefined && !isStringArray(types)) delete message.supportedConnectionTypes
-}
-
-function isObject (value: unknown): boolean {
-  return typeof value === 'object' && value !== null && !Array.isArray(value)
 }
 
 function isStringArray (value: unknown): boolean {
