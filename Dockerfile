@@ -19,8 +19,8 @@ RUN npm ci --ignore-scripts --no-audit --no-fund
 COPY client-core ./client-core
 COPY config ./config
 COPY server ./server
-# the console's static files (server/console) go next to the compiled server, as `npm run build` does
-RUN npx tsc -p tsconfig.build.json && cp -r server/console dist/server/console
+# the console's static files (server/http/console) go next to the compiled server, as `npm run build` does
+RUN npx tsc -p tsconfig.build.json && cp -r server/http/console dist/server/http/console
 
 # ---- deps: production dependencies only (faye is one: the demo upstream runs on it)
 FROM node:${NODE_VERSION}-bookworm-slim AS deps

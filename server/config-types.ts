@@ -2,8 +2,8 @@
  * The shape of the configuration the server consumes (produced and validated by config/). Declared here
  * structurally so that server/ depends on the shape, not on the loader.
  */
-import type { ReplayConfig } from './replay.js'
-import type { UpstreamAuthConfig } from './token.js'
+import type { ReplayConfig } from './event-log/replay.js'
+import type { UpstreamAuthConfig } from './upstream/token.js'
 
 export type ConnectionTypeName = 'websocket' | 'long-polling'
 

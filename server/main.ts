@@ -6,10 +6,10 @@
 import { CONFIG_EXIT_CODE, loadConfig } from '../config/index.js'
 import { buildApp } from './app.js'
 import type { BridgeConfig } from './config-types.js'
-import { baseUrlOf, demoBanner, startDemoUpstream, wantsDemo, withDemoSession } from './demo.js'
-import type { DemoUpstream } from './demo.js'
-import { createLogger } from './logger.js'
-import { releaseStartupGarbage } from './startup.js'
+import { baseUrlOf, demoBanner, startDemoUpstream, wantsDemo, withDemoSession } from './demo/demo.js'
+import type { DemoUpstream } from './demo/demo.js'
+import { createLogger } from './ops/logger.js'
+import { releaseStartupGarbage } from './session/startup.js'
 
 async function main (): Promise<void> {
   const loaded = loadConfig({ argv: process.argv.slice(2), env: process.env, cwd: process.cwd() })

@@ -199,7 +199,7 @@ export const fanoutSuite: Suite = {
     try {
       bridge = await Bridge.start(upstreamUrl, maxN + 100, bridgeArgv)
       if (altDir !== null) alt = await Bridge.start(upstreamUrl, maxN + 100, [], undefined, 20_000, path.join(altDir, 'server', 'main.js'), CHANNELS.alt)
-      // the daemon runs its start-up GCs 1, 2 and 8 s after its sessions opened (server/startup.ts): measure after them
+      // the daemon runs its start-up GCs 1, 2 and 8 s after its sessions opened (server/session/startup.ts): measure after them
       await sleep(9_000)
       const bare = await Child.fork('fanout/bare.js', ['--url', upstreamUrl, '--channel', `${CHANNELS.bare},${LATENCY_CHANNEL}`], { name: 'bare' })
       children.push(bare)
@@ -455,7 +455,7 @@ export const sessionsSuite: Suite = {
       title: `The bridge daemon holding ${fmtInt(n)} configured sessions (faye, long-polling, one held subscription each; idle ${idleS} s; median of ${runs} run(s))`,
       columns: ['sessions', 'ready ms', 'RSS with 1 session MB', `RSS with ${fmtInt(n)} MB`, 'KB/session', 'idle CPU %', 'target'],
       rows: [[fmtInt(n), fmtInt(m('bridgeStartMs')), fmt(m('bridge1RssMB'), 1), fmt(m('bridgeNRssMB'), 1), fmt(m('bridgePerSessionKB'), 1), fmt(m('bridgeIdleCpuShare') * 100, 2), '≤ 150 MB']],
-      notes: ['RSS of the daemon (/proc VmRSS, no forced GC from outside) 3 s + the idle period after every session was connected and subscribed (1 session and n alike); the daemon runs its own start-up GCs 1–8 s after its sessions opened (server/startup.ts): the last one 8 s after, so use an idle period ≥ 10 s; idle CPU includes them']
+      notes: ['RSS of the daemon (/proc VmRSS, no forced GC from outside) 3 s + the idle period after every session was connected and subscribed (1 session and n alike); the daemon runs its own start-up GCs 1–8 s after its sessions opened (server/session/startup.ts): the last one 8 s after, so use an idle period ≥ 10 s; idle CPU includes them']
     }
     const tables = [...(rows.some((r) => Number.isFinite(r.rssIdleMB)) ? [table] : []), ...(rows.some((r) => Number.isFinite(r.bridgeNRssMB)) ? [bridgeTable] : [])]
     return { tables, data: { n, idleS, runs, rows } }

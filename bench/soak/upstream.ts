@@ -1,5 +1,5 @@
 /**
- * The soak's upstream: a demo-like Faye 1.4.3 server (websocket and long-polling, like server/demo.ts) on a fixed
+ * The soak's upstream: a demo-like Faye 1.4.3 server (websocket and long-polling, like server/demo/demo.ts) on a fixed
  * 127.0.0.1 port that can be stopped and started again on the same port (every Bayeux session is lost, as when a
  * real server restarts). `publish(channel, data)` goes through the server's in-process client.
  */

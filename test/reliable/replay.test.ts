@@ -7,8 +7,8 @@
  */
 import { readFileSync, writeFileSync } from 'node:fs'
 import t from 'tap'
-import { checkpointPath } from '../../server/checkpoint.js'
-import { checkpointUrl } from '../../server/reliable.js'
+import { checkpointPath } from '../../server/event-log/checkpoint.js'
+import { checkpointUrl } from '../../server/upstream/reliability.js'
 import { startSalesforceLike } from '../helpers/salesforce.js'
 import { waitFor } from '../helpers/wait.js'
 import { openSse, request, startBridge, waitConnected } from '../server/fixtures/bridge.js'

@@ -1,5 +1,5 @@
 /**
- * Upstream Bearer tokens (server/token.ts): the token sources (file read again at every refresh, command with a
+ * Upstream Bearer tokens (server/upstream/token.ts): the token sources (file read again at every refresh, command with a
  * deadline, OAuth2 refresh-token flow against a local token endpoint), and through the bridge against the
  * Salesforce-like fixture: a token revoked mid-session is refreshed from the file (or command), the session is
  * re-handshaken and resubscribed, nothing published meanwhile is lost (replay), the refresh is reported with
@@ -11,7 +11,7 @@ import { join } from 'node:path'
 import { writeFileSync } from 'node:fs'
 import t from 'tap'
 import type { Test } from 'tap'
-import { TokenProvider } from '../../server/token.js'
+import { TokenProvider } from '../../server/upstream/token.js'
 import { startSalesforceLike } from '../helpers/salesforce.js'
 import { delay, waitFor } from '../helpers/wait.js'
 import { openSse, request, startBridge, waitConnected } from '../server/fixtures/bridge.js'

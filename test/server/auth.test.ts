@@ -7,7 +7,7 @@
 import { createHash } from 'node:crypto'
 import t from 'tap'
 import { parseConfigObject } from '../../config/index.js'
-import { AccessControl, isLoopbackAddress } from '../../server/auth.js'
+import { AccessControl, isLoopbackAddress } from '../../server/http/auth.js'
 import { AUTH_DEFAULTS } from '../../server/config-types.js'
 import type { AuthConfig } from '../../server/config-types.js'
 import { startFaye } from '../helpers/faye.js'

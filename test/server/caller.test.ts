@@ -1,12 +1,12 @@
 /**
- * Caller (server/caller.ts) against a fake sink: the frames of one event-loop turn leave in one write, shared by
+ * Caller (server/hub/caller.ts) against a fake sink: the frames of one event-loop turn leave in one write, shared by
  * the callers that queued the same frames; a refused write holds the queue until 'drain', then everything follows
  * in order; a caller is judged queue-full only for bytes its socket refused.
  */
 import t from 'tap'
-import { Caller } from '../../server/caller.js'
-import type { CallerOptions, CloseReason } from '../../server/caller.js'
-import type { CallerSink } from '../../server/sinks.js'
+import { Caller } from '../../server/hub/caller.js'
+import type { CallerOptions, CloseReason } from '../../server/hub/caller.js'
+import type { CallerSink } from '../../server/hub/sinks.js'
 import { messageFrame } from '../../server/sse.js'
 
 class FakeSink implements CallerSink {

@@ -55,7 +55,7 @@ t.test('Dockerfile - multi-stage, production deps only, non-root, health check, 
   const shutdown = Number(/COMETD_BRIDGE_SHUTDOWN_TIMEOUT_MS=(\d+)/.exec(env)?.[1])
   t.ok(shutdown > 0 && shutdown <= 9_000, `shutdown ${shutdown} ms fits the default 10 s grace period with a margin`)
   t.same(execForm(instr('CMD')[0]!), ['node', 'dist/server/main.js'])
-  t.match(dockerfile, /cp -r server\/console dist\/server\/console/, 'the console files are copied next to the compiled server (as npm run build does)')
+  t.match(dockerfile, /cp -r server\/http\/console dist\/server\/http\/console/, 'the console files are copied next to the compiled server (as npm run build does)')
   t.same(healthCommand().slice(0, 2), ['node', '-e'], 'health check with node (no curl in slim images)')
   t.match(healthCommand()[2], /\/healthz/)
   const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { dependencies: Record<string, string>, scripts: Record<string, string> }
@@ -68,7 +68,7 @@ t.test('docker-compose.yml - services wired, ports consistent, bridge config val
   const bridge = compose.services.bridge
   const upstream = compose.services['demo-upstream']
   t.ok(bridge !== undefined && upstream !== undefined, 'two services: bridge and demo-upstream')
-  t.same(upstream.command, ['node', 'dist/server/demo-upstream.js'])
+  t.same(upstream.command, ['node', 'dist/server/demo/upstream.js'])
   t.equal(upstream.image, bridge.image, 'the same image')
   const upstreamPort = Number(envOf(upstream).DEMO_PORT)
   t.same(upstream.expose.map(String), [String(upstreamPort)])
@@ -114,7 +114,7 @@ t.test('image commands run directly: demo upstream + bridge with the compose con
   await run(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', tsconfig], { cwd: ROOT, timeout: 90_000, env: cleanEnv() })
   t.comment(`tsc -p tsconfig.build.json took ${Date.now() - started} ms`)
 
-  const upstream = spawnNode(t, join(out, 'server/demo-upstream.js'), [], { DEMO_HOST: '127.0.0.1', DEMO_PORT: '0' })
+  const upstream = spawnNode(t, join(out, 'server/demo/upstream.js'), [], { DEMO_HOST: '127.0.0.1', DEMO_PORT: '0' })
   const listening = await waitFor(() => upstream.stdoutLines.find((l) => l.msg === 'demo upstream listening'), { timeoutMs: 15_000 })
   const upstreamPort = listening.port as number
 

@@ -6,7 +6,7 @@
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
 import t from 'tap'
-import { checkUpstreamUrl, parseAllowUrls } from '../../server/ssrf.js'
+import { checkUpstreamUrl, parseAllowUrls } from '../../server/http/ssrf.js'
 import { AUTH_DEFAULTS } from '../../server/config-types.js'
 import type { FayeMessage } from '../helpers/faye.js'
 import { startFaye } from '../helpers/faye.js'

@@ -1,12 +1,12 @@
 /**
- * server/startup.ts: sessions opened a few at a time (a slow first attempt gives its slot up after slotMs, a
+ * server/session/startup.ts: sessions opened a few at a time (a slow first attempt gives its slot up after slotMs, a
  * shutdown stops the start-up), the lazy child logger, and the one-off GC.
  */
 import t from 'tap'
 import { PassThrough } from 'node:stream'
-import { fullGc, openSessions } from '../../server/startup.js'
-import { LazyChildLogger } from '../../server/lazy-log.js'
-import { createLogger } from '../../server/logger.js'
+import { fullGc, openSessions } from '../../server/session/startup.js'
+import { LazyChildLogger } from '../../server/ops/lazy-log.js'
+import { createLogger } from '../../server/ops/logger.js'
 
 function fakeSessions (n: number, attemptMs: (i: number) => number) {
   let running = 0

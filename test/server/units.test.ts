@@ -3,13 +3,13 @@
  */
 import t from 'tap'
 import { channelMatches, channelProblem, matchingPatterns, patternCovers } from '../../server/channels.js'
-import { Ring } from '../../server/ring.js'
-import { formatId, parseId, planResume } from '../../server/resume.js'
-import type { ResumeContext } from '../../server/resume.js'
+import { Ring } from '../../server/event-log/ring.js'
+import { formatId, parseId, planResume } from '../../server/event-log/resume.js'
+import type { ResumeContext } from '../../server/event-log/resume.js'
 import { messageFrame, sseFrame, sseRetry } from '../../server/sse.js'
 import { ServerError, TransportTimeoutError, TransportConnectionClosed, ClientInvalidOperation, ClientError } from '../../client-core/index.js'
-import { mapUpstreamError } from '../../server/upstream-errors.js'
-import { redactUrl } from '../../server/session-view.js'
+import { mapUpstreamError } from '../../server/upstream/errors.js'
+import { redactUrl } from '../../server/session/view.js'
 
 function entry (seq: number, channel = '/a') {
   return { seq, channel, frame: sseFrame('message', { frame: seq }) }

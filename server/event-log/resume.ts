@@ -3,7 +3,7 @@
  * a gap first. Ids are `<epoch>-<seq>`; the epoch changes on every start of the bridge, so an id from another
  * run (or another session) is "unknown".
  */
-import { channelMatches } from './channels.js'
+import { channelMatches } from '../channels.js'
 import type { Ring, RingEntry } from './ring.js'
 
 export type GapReason = 'unknown-id' | 'too-old' | 'not-subscribed' | 'rehandshake' |

@@ -7,8 +7,8 @@ import { createServer } from 'node:http'
 import type { Server } from 'node:http'
 import { createRequire } from 'node:module'
 import type { AddressInfo } from 'node:net'
-import type { BridgeConfig } from './config-types.js'
-import { SESSION_DEFAULTS } from './config-types.js'
+import type { BridgeConfig } from '../config-types.js'
+import { SESSION_DEFAULTS } from '../config-types.js'
 
 /** The part of Faye we use (faye ships no types). */
 interface FayeClient {

@@ -17,9 +17,9 @@
  * Streams on several channels or on wildcard patterns resume from the ring only (positions are per channel,
  * opaque, and Salesforce does not replay wildcard subscriptions).
  */
-import { ReplayExtension, replayIdOf } from '../client-core/index.js'
-import type { Message, ReplayFallback, ReplayPosition } from '../client-core/index.js'
-import { channelMatches } from './channels.js'
+import { ReplayExtension, replayIdOf } from '../../client-core/index.js'
+import type { Message, ReplayFallback, ReplayPosition } from '../../client-core/index.js'
+import { channelMatches } from '../channels.js'
 import { CheckpointStore } from './checkpoint.js'
 import type { CheckpointLog, CheckpointView, LoadResult } from './checkpoint.js'
 import type { Gap, ResumePlan } from './resume.js'

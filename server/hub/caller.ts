@@ -8,10 +8,10 @@
  * the sink's (sinks.ts): one queue/deadline implementation for all.
  */
 import type { ServerResponse } from 'node:http'
-import type { CallerFormat, Frame } from './frames.js'
+import type { CallerFormat, Frame } from '../frames.js'
 import { HttpSink } from './sinks.js'
 import type { CallerSink } from './sinks.js'
-import { sseFrame } from './sse.js'
+import { sseFrame } from '../sse.js'
 
 export interface CallerOptions {
   maxQueueBytes: number

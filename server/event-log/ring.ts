@@ -2,7 +2,7 @@
  * The session's replay buffer: the last `capacity` messages, each with its consecutive sequence number and its
  * SSE frame (serialized once, shared by every caller and every replay).
  */
-import type { Frame } from './frames.js'
+import type { Frame } from '../frames.js'
 
 export interface RingEntry {
   seq: number

@@ -1,6 +1,6 @@
 /** POST /sessions/:name/call/service/<path> — request/reply over a /service channel (client-core remoteCall). */
 import type { FastifyInstance } from 'fastify'
-import { HttpError } from '../errors.js'
+import { HttpError } from '../../errors.js'
 import { channelFromPath, elapsedSeconds, getSession, requireBody } from './common.js'
 
 interface CallRoute { Params: { name: string, '*': string } }

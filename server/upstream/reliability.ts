@@ -4,15 +4,15 @@
  * token from a file, a command or an OAuth refresh token), and the reports of replay fallbacks, token refreshes
  * and limit errors (`event: upstream`, GET /sessions/:name).
  */
-import { ServerError } from '../client-core/index.js'
-import type { ClientOptions, StateChange } from '../client-core/index.js'
-import type { SessionConfig } from './config-types.js'
-import { ReplaySupport } from './replay.js'
-import type { FallbackRecord, ReplayView } from './replay.js'
-import { redactUrl } from './session-view.js'
+import { ServerError } from '../../client-core/index.js'
+import type { ClientOptions, StateChange } from '../../client-core/index.js'
+import type { SessionConfig } from '../config-types.js'
+import { ReplaySupport } from '../event-log/replay.js'
+import type { FallbackRecord, ReplayView } from '../event-log/replay.js'
+import { redactUrl } from '../session/view.js'
 import { TokenProvider } from './token.js'
 import type { TokenView } from './token.js'
-import { errorText } from './upstream-subs.js'
+import { errorText } from './subscriptions.js'
 
 export const DEFAULT_DATA_DIR = './data'
 export const DEFAULT_CHECKPOINT_INTERVAL_MS = 200

@@ -1,6 +1,6 @@
 /** POST /sessions/:name/publish/<channel path> — body = the JSON data; answers the server's reply. */
 import type { FastifyInstance } from 'fastify'
-import { HttpError } from '../errors.js'
+import { HttpError } from '../../errors.js'
 import { channelFromPath, elapsedSeconds, getSession, requireBody } from './common.js'
 
 interface PublishRoute { Params: { name: string, '*': string } }

@@ -3,8 +3,8 @@
  * With `Accept: application/x-ndjson` the same stream as one JSON object per line (sinks.ts, frames.ts).
  */
 import type { FastifyInstance } from 'fastify'
-import { ErrorCode, HttpError } from '../errors.js'
-import { HttpSink } from '../sinks.js'
+import { ErrorCode, HttpError } from '../../errors.js'
+import { HttpSink } from '../../hub/sinks.js'
 import { getSession, parseStreamChannels } from './common.js'
 
 interface EventsRoute {

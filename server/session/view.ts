@@ -1,7 +1,7 @@
 /** The JSON view of a session for GET /sessions[/:name]: state, counters, subscriptions. No secrets. */
-import type { SubscriptionView } from './upstream-subs.js'
-import type { Ring } from './ring.js'
-import { formatId } from './resume.js'
+import type { SubscriptionView } from '../upstream/subscriptions.js'
+import type { Ring } from '../event-log/ring.js'
+import { formatId } from '../event-log/resume.js'
 
 export interface SessionStats {
   eventsIn: number

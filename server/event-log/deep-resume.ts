@@ -19,14 +19,14 @@
  * (Salesforce counts concurrent clients per org), and every replayed event counts against the org's event
  * delivery allocation. `replay.deepResumeMaxClients` bounds how many run at once.
  */
-import { ReplayExtension, replayIdOf } from '../client-core/index.js'
-import type { Client, ClientOptions, Message, ReplayFallback, ReplayPosition } from '../client-core/index.js'
-import type { Caller } from './caller.js'
+import { ReplayExtension, replayIdOf } from '../../client-core/index.js'
+import type { Client, ClientOptions, Message, ReplayFallback, ReplayPosition } from '../../client-core/index.js'
+import type { Caller } from '../hub/caller.js'
 import type { Gap } from './resume.js'
 import { formatId } from './resume.js'
 import { positionKey, replaySuffix } from './replay.js'
-import { messageFrame, sseFrame } from './sse.js'
-import { errorText, withDeadline } from './upstream-subs.js'
+import { messageFrame, sseFrame } from '../sse.js'
+import { errorText, withDeadline } from '../upstream/subscriptions.js'
 
 export const DEEP_RESUME_IDLE_MS = 2_000
 

@@ -1,6 +1,6 @@
 /**
- * The browser console: `GET /` and `GET /console/:file` serve the small static page in server/console/ (copied
- * to dist/server/console/ by `npm run build`), behind the same auth as everything else (`console: true`).
+ * The browser console: `GET /` and `GET /console/:file` serve the small static page in server/http/console/ (copied
+ * to dist/server/http/console/ by `npm run build`), behind the same auth as everything else (`console: true`).
  *
  * A browser navigation carries no Authorization header: the 401 answer to one (Accept: text/html) is the login
  * page, whose script fetches the console's files with the token typed into it and keeps the token in memory.
@@ -11,7 +11,7 @@ import { createHash } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import { ErrorCode, HttpError } from '../errors.js'
+import { ErrorCode, HttpError } from '../../errors.js'
 import type { AuthHooks } from '../auth.js'
 
 export const CONSOLE_DIR = fileURLToPath(new URL('../console/', import.meta.url))

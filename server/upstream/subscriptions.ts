@@ -4,7 +4,7 @@
  * All client operations on one pattern run one after the other (a per-pattern promise chain), so an unsubscribe
  * can never overtake the subscribe that follows it.
  */
-import { patternCovers } from './channels.js'
+import { patternCovers } from '../channels.js'
 
 export type Listener = (message: { channel: string, data?: unknown, ext?: unknown }) => void
 

@@ -14,7 +14,7 @@
  */
 import { spawn } from 'node:child_process'
 import { readFile } from 'node:fs/promises'
-import { BearerAuth } from '../client-core/index.js'
+import { BearerAuth } from '../../client-core/index.js'
 
 export interface UpstreamAuthConfig {
   tokenFile?: string | undefined

@@ -14,7 +14,7 @@
 import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, readdirSync, unlinkSync, writeSync } from 'node:fs'
 import { open, rename, unlink, mkdir } from 'node:fs/promises'
 import { basename, dirname, join, resolve } from 'node:path'
-import type { ReplayPosition } from '../client-core/index.js'
+import type { ReplayPosition } from '../../client-core/index.js'
 
 export const CHECKPOINT_VERSION = 1
 

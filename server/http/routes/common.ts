@@ -1,8 +1,8 @@
 /** Helpers shared by the routes: session lookup, channel parsing, the JSON body. */
 import type { FastifyInstance } from 'fastify'
-import { channelProblem, isMeta, isService } from '../channels.js'
-import { ErrorCode, HttpError } from '../errors.js'
-import type { BridgeSession } from '../session.js'
+import { channelProblem, isMeta, isService } from '../../channels.js'
+import { ErrorCode, HttpError } from '../../errors.js'
+import type { BridgeSession } from '../../session/bridge-session.js'
 
 export const MAX_CHANNELS_PER_STREAM = 64
 

@@ -18,10 +18,10 @@
  */
 import { createHash, timingSafeEqual } from 'node:crypto'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import { channelMatches, patternCovers } from './channels.js'
-import { AUTH_DEFAULTS } from './config-types.js'
-import type { AuthConfig, TokenEntry } from './config-types.js'
-import { ErrorCode, HttpError } from './errors.js'
+import { channelMatches, patternCovers } from '../channels.js'
+import { AUTH_DEFAULTS } from '../config-types.js'
+import type { AuthConfig, TokenEntry } from '../config-types.js'
+import { ErrorCode, HttpError } from '../errors.js'
 import { channelFromPath, parseStreamChannels } from './routes/common.js'
 
 export interface Principal {

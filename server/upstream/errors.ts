@@ -9,9 +9,9 @@
  *   MessageEncodingError       → 400 invalid_data
  *   ClientError (bad channel)  → 400 invalid_channel
  */
-import { ClientError, ClientInvalidOperation, MessageEncodingError, ServerError, TransportError, TransportTimeoutError } from '../client-core/index.js'
-import { ErrorCode, HttpError } from './errors.js'
-import { DeadlineError } from './upstream-subs.js'
+import { ClientError, ClientInvalidOperation, MessageEncodingError, ServerError, TransportError, TransportTimeoutError } from '../../client-core/index.js'
+import { ErrorCode, HttpError } from '../errors.js'
+import { DeadlineError } from './subscriptions.js'
 
 export function unavailable (session: string, why: string, retryAfterS: number): HttpError {
   return new HttpError(503, ErrorCode.UPSTREAM_UNAVAILABLE, `Session "${session}" is not connected upstream (${why}); retry later`, {

@@ -1,6 +1,6 @@
 /** GET /healthz (alive), GET /readyz (every session connected with its permanent subscriptions), GET /metrics. */
 import type { FastifyInstance } from 'fastify'
-import { ErrorCode } from '../errors.js'
+import { ErrorCode } from '../../errors.js'
 
 export function healthRoutes (app: FastifyInstance): void {
   app.get('/healthz', async () => ({ status: 'ok', uptimeSeconds: Math.round(process.uptime()) }))
