@@ -3,7 +3,7 @@
  * and docs/configuration.md. Messages never echo a value (it may be a token).
  */
 import { z } from 'zod'
-import { channelProblem } from '../client-core/protocol/channel.js'
+import { channelKind, channelProblem } from '../client-core/index.js'
 import * as D from './defaults.js'
 import { bool, httpUrl, int } from './fields.js'
 
@@ -14,7 +14,7 @@ import { bool, httpUrl, int } from './fields.js'
 const aclPattern = z.string({ error: 'a channel pattern must be a string' }).superRefine((p, ctx) => {
   const problem = channelProblem(p, true)
   if (problem !== null) ctx.addIssue({ code: 'custom', message: `invalid channel pattern: ${problem}` })
-  else if (p === '/meta' || p.startsWith('/meta/')) ctx.addIssue({ code: 'custom', message: '/meta channels are internal to the Bayeux protocol' })
+  else if (channelKind(p) === 'meta') ctx.addIssue({ code: 'custom', message: '/meta channels are internal to the Bayeux protocol' })
 })
 
 const SESSION_REF_RE = /^(\*|[A-Za-z0-9_-]{1,64})$/

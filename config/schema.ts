@@ -4,7 +4,7 @@
  * Messages never echo the offending value: it may be a secret.
  */
 import { z } from 'zod'
-import { channelProblem, channelKind } from '../client-core/protocol/channel.js'
+import { channelProblem, channelKind } from '../client-core/index.js'
 import * as D from './defaults.js'
 import { bool, int, optionalInt } from './fields.js'
 import { authSchema, dynamicSessionsSchema, unauthenticatedListenProblem } from './auth-schema.js'

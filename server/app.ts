@@ -1,35 +1,32 @@
 /**
- * buildApp(config, deps?) — the Fastify app with every route, one BridgeSession per configured session, metrics
- * and the shutdown hooks. It never listens (main.ts does); sessions start opening upstream on `ready`.
+ * buildApp(config, deps?) — the Fastify app: the sessions (session/registry.ts), the edge (auth, body parsing,
+ * errors, the route plugins in http/routes/), metrics and the lifecycle. It never listens (main.ts does);
+ * sessions start opening upstream on `ready`.
  *
  * Shutdown: `bridge.beginShutdown()` (or app.close(), whose preClose calls it) turns /readyz to 503, refuses new
- * requests with 503 `shutting_down`, and ends every SSE stream with `event: shutdown`; onClose then closes each
+ * requests with 503 `shutting_down`, and ends every stream with `event: shutdown`; onClose then closes each
  * upstream client (sends /meta/disconnect) within shutdownTimeoutMs.
  */
 import Fastify from 'fastify'
-import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
+import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import websocket from '@fastify/websocket'
 import type { BridgeConfig } from './config-types.js'
 import { ErrorCode, HttpError, installErrorHandlers, sendHttpError } from './errors.js'
-import { createLogger } from './ops/logger.js'
-import type { AppLogger } from './ops/logger.js'
-import { BridgeMetrics } from './ops/metrics.js'
-import { BridgeSession } from './session/bridge-session.js'
-import { checkDataDir } from './event-log/checkpoint.js'
-import { DEFAULT_DATA_DIR } from './upstream/reliability.js'
-import type { ClientFactory } from './session/bridge-session.js'
-import { callRoutes } from './http/routes/call.js'
+import { AccessControl, installAuth } from './http/auth.js'
+import { installJsonBody } from './http/body.js'
+import { installDynamicSessions } from './http/dynamic-sessions.js'
+import { consoleAuthHooks, consoleRoutes, loadConsoleAssets } from './http/routes/console.js'
 import { eventsRoutes } from './http/routes/events.js'
 import { healthRoutes } from './http/routes/health.js'
 import { publishRoutes } from './http/routes/publish.js'
 import { sessionsRoutes } from './http/routes/sessions.js'
-// issue 7: WebSocket, auth/ACL, dynamic sessions, console
-import websocket from '@fastify/websocket'
-import { AccessControl, installAuth } from './http/auth.js'
-import { installDynamicSessions } from './http/dynamic-sessions.js'
-import { consoleAuthHooks, consoleRoutes, loadConsoleAssets } from './http/routes/console.js'
 import { wsRoutes } from './http/routes/ws.js'
+import { createLogger } from './ops/logger.js'
+import type { AppLogger } from './ops/logger.js'
+import { BridgeMetrics } from './ops/metrics.js'
+import type { BridgeSession, ClientFactory } from './session/bridge-session.js'
+import { SessionRegistry } from './session/registry.js'
 import { openSessions } from './session/startup.js'
-import { LazyChildLogger } from './ops/lazy-log.js'
 
 export interface Bridge {
   readonly config: BridgeConfig
@@ -37,9 +34,9 @@ export interface Bridge {
   readonly metrics: BridgeMetrics
   /** true from the start of the shutdown */
   readonly draining: boolean
-  /** SSE callers across all sessions */
+  /** streaming callers across all sessions */
   callerCount: () => number
-  /** /readyz 503, new requests refused, SSE callers get `event: shutdown`. Idempotent. */
+  /** /readyz 503, new requests refused, streaming callers get `event: shutdown`. Idempotent. */
   beginShutdown: () => void
   /** settles once every configured session had its first open attempt (sessions open a few at a time) */
   readonly started: Promise<void>
@@ -48,6 +45,10 @@ export interface Bridge {
 declare module 'fastify' {
   interface FastifyInstance {
     bridge: Bridge
+  }
+  interface FastifyContextConfig {
+    /** still answered while the bridge shuts down (probes and metrics) */
+    whileDraining?: boolean
   }
 }
 
@@ -68,9 +69,6 @@ export interface AppDeps {
 export const STARTUP_CONCURRENCY = 20
 export const STARTUP_SLOT_MS = 2_000
 
-/** Requests still answered while draining. */
-const DRAIN_ALLOWED = new Set(['/healthz', '/readyz', '/metrics'])
-
 export async function buildApp (config: BridgeConfig, deps: AppDeps = {}): Promise<FastifyInstance> {
   const logger = deps.logger ?? createLogger(config.logLevel)
   const app: FastifyInstance = Fastify({
@@ -85,46 +83,13 @@ export async function buildApp (config: BridgeConfig, deps: AppDeps = {}): Promi
       void sendHttpError(reply, new HttpError(400, ErrorCode.BAD_REQUEST, err.message))
     }
   })
-
-  const sessions = new Map<string, BridgeSession>()
-  let started!: () => void
-  const startedP = new Promise<void>((resolve) => { started = resolve })
-  const metrics = new BridgeMetrics(() => sessions.values(), deps.defaultMetrics ?? true)
-  let draining = false
-  const bridge: Bridge = {
-    config,
-    sessions,
-    metrics,
-    get draining () { return draining },
-    started: startedP,
-    callerCount: () => {
-      let n = 0
-      for (const s of sessions.values()) n += s.callerCount
-      return n
-    },
-    beginShutdown: () => {
-      if (draining) return
-      draining = true
-      logger.info({ callers: bridge.callerCount() }, 'shutting down: ending streams')
-      for (const s of sessions.values()) s.shutdownCallers()
-    }
-  }
-  for (const [name, sessionConfig] of Object.entries(config.sessions)) {
-    const log = new LazyChildLogger(logger, { session: name })
-    const opts = {
-      sse: config.sse,
-      metrics,
-      log,
-      ...(deps.createClient !== undefined ? { createClient: deps.createClient } : {}),
-      // issue 6: replay checkpoints
-      dataDir: config.dataDir,
-      checkpointIntervalMs: config.checkpointIntervalMs
-    }
-    if (sessionConfig.replay?.enabled === true) checkDataDir(config.dataDir ?? DEFAULT_DATA_DIR)
-    sessions.set(name, new BridgeSession(name, sessionConfig, opts))
-  }
+  const metrics: BridgeMetrics = new BridgeMetrics(() => sessions.values(), deps.defaultMetrics ?? true)
+  const sessions = new SessionRegistry({ config, metrics, logger, createClient: deps.createClient })
+  for (const [name, sessionConfig] of Object.entries(config.sessions)) sessions.create(name, sessionConfig)
+  const bridge = createBridge(config, sessions, metrics, logger)
   app.decorate('bridge', bridge)
-  // issue 7: before any route (it intercepts upgrades); streams end with their own shutdown frame (close 1001)
+
+  // before any route (it intercepts upgrades); streams end with their own shutdown frame (close 1001)
   await app.register(websocket, {
     options: { maxPayload: config.http.bodyLimitBytes + 1024, perMessageDeflate: false },
     errorHandler: (err, socket, req) => { req.log.debug({ err }, 'websocket error'); socket.terminate() },
@@ -133,56 +98,64 @@ export async function buildApp (config: BridgeConfig, deps: AppDeps = {}): Promi
       this.websocketServer.close(() => { done() })
     }
   })
-
-  // Any content type is read as JSON text (curl -d sends form-urlencoded by default).
-  app.removeAllContentTypeParsers()
-  app.addContentTypeParser('*', { parseAs: 'string' }, (_req, body, done) => {
-    const text = typeof body === 'string' ? body : body.toString('utf8')
-    if (text.trim() === '') {
-      done(new HttpError(400, ErrorCode.BAD_JSON, 'The request body must be a JSON value (the message data)'), undefined)
-      return
-    }
-    try {
-      done(null, JSON.parse(text))
-    } catch (err) {
-      done(new HttpError(400, ErrorCode.BAD_JSON, `The request body is not valid JSON: ${(err as Error).message}`), undefined)
-    }
-  })
-
+  installJsonBody(app)
   installErrorHandlers(app)
-
-  app.addHook('onRequest', async (req, reply) => {
-    if (!draining) return
-    const path = req.url.split('?')[0] ?? ''
-    if (DRAIN_ALLOWED.has(path)) return
-    reply.header('Connection', 'close')
-    return sendHttpError(reply, new HttpError(503, ErrorCode.SHUTTING_DOWN, 'The bridge is shutting down', { headers: { 'Retry-After': '1' } }))
-  })
-
-  // issue 7: authentication and authorization of every request (auth.ts), after the draining check
+  app.addHook('onRequest', async (req, reply) => refuseWhileDraining(bridge, req, reply))
+  // authentication and authorization of every request, after the draining check, before any body is read
   const consoleAssets = loadConsoleAssets()
   installAuth(app, new AccessControl(config.auth), consoleAuthHooks(consoleAssets))
+  installLifecycle(app, sessions, bridge)
 
+  await app.register(healthRoutes)
+  await app.register(sessionsRoutes)
+  await app.register(eventsRoutes)
+  await app.register(publishRoutes)
+  await app.register(wsRoutes)
+  await app.register(consoleRoutes, { assets: consoleAssets })
+  installDynamicSessions(app, { sessions, metrics, logger })
+  return app
+}
+
+function createBridge (config: BridgeConfig, sessions: SessionRegistry, metrics: BridgeMetrics, logger: AppLogger): Bridge & { markStarted: () => void } {
+  let draining = false
+  let markStarted!: () => void
+  const started = new Promise<void>((resolve) => { markStarted = resolve })
+  const bridge = {
+    config,
+    sessions: sessions.map,
+    metrics,
+    get draining () { return draining },
+    started,
+    markStarted,
+    callerCount: () => sessions.callerCount(),
+    beginShutdown: () => {
+      if (draining) return
+      draining = true
+      logger.info({ callers: sessions.callerCount() }, 'shutting down: ending streams')
+      sessions.shutdownCallers()
+    }
+  }
+  return bridge
+}
+
+async function refuseWhileDraining (bridge: Bridge, req: FastifyRequest, reply: FastifyReply): Promise<FastifyReply | undefined> {
+  if (!bridge.draining || req.routeOptions.config?.whileDraining === true) return
+  reply.header('Connection', 'close')
+  return sendHttpError(reply, new HttpError(503, ErrorCode.SHUTTING_DOWN, 'The bridge is shutting down', { headers: { 'Retry-After': '1' } }))
+}
+
+/** Sessions open on `ready` (a few at a time); a close ends the streams, then closes every session upstream. */
+function installLifecycle (app: FastifyInstance, sessions: SessionRegistry, bridge: Bridge & { markStarted: () => void }): void {
+  const config = bridge.config
   app.addHook('onReady', async () => {
-    void openSessions([...sessions.values()], { concurrency: STARTUP_CONCURRENCY, slotMs: STARTUP_SLOT_MS, stopped: () => draining })
-      .catch((err: unknown) => { logger.error({ err }, 'session start-up failed') })
-      .finally(started)
+    void openSessions([...sessions.values()], { concurrency: STARTUP_CONCURRENCY, slotMs: STARTUP_SLOT_MS, stopped: () => bridge.draining })
+      .catch((err: unknown) => { app.log.error({ err }, 'session start-up failed') })
+      .finally(bridge.markStarted)
   })
   app.addHook('preClose', async () => {
     bridge.beginShutdown()
   })
   app.addHook('onClose', async () => {
-    const budget = Math.max(100, config.shutdownTimeoutMs - 500)
-    await Promise.all([...sessions.values()].map(async (s) => { await s.close(budget) }))
+    await sessions.closeAll(Math.max(100, config.shutdownTimeoutMs - 500))
   })
-
-  healthRoutes(app)
-  sessionsRoutes(app)
-  eventsRoutes(app)
-  publishRoutes(app)
-  callRoutes(app)
-  wsRoutes(app)
-  consoleRoutes(app, consoleAssets)
-  installDynamicSessions(app, { sessions, metrics, logger, ...(deps.createClient !== undefined ? { createClient: deps.createClient } : {}) })
-  return app
 }

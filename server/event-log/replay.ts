@@ -19,7 +19,7 @@
  */
 import { ReplayExtension, replayIdOf } from '../../client-core/index.js'
 import type { Message, ReplayFallback, ReplayPosition } from '../../client-core/index.js'
-import { channelMatches } from '../channels.js'
+import { channelMatches, isWildcard } from '../channels.js'
 import { CheckpointStore } from './checkpoint.js'
 import type { CheckpointLog, CheckpointView, LoadResult } from './checkpoint.js'
 import type { Gap, ResumePlan } from './resume.js'
@@ -126,10 +126,6 @@ function key (channel: string, position: ReplayPosition): string {
 
 export function positionKey (position: ReplayPosition): string {
   return `${typeof position}:${String(position)}`
-}
-
-function isWildcard (pattern: string): boolean {
-  return pattern.endsWith('/*') || pattern.endsWith('/**')
 }
 
 function isPolicy (position: ReplayPosition): boolean {

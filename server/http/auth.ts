@@ -10,8 +10,9 @@
  *   route except /healthz and /readyz (and /metrics, GET /sessions[/:name] when `auth.public` opens them).
  * - With no tokens configured the bridge serves loopback callers only (everyone with
  *   `auth.allowUnauthenticated: true`); such callers have every right.
- * - Routes not in the policy table below are refused to tokens (403) unless they declare
- *   `config: { access: … }` — new routes must decide who may use them.
+ * - Every route declares its policy in its own `config`: `access` (who may use it), `channels` (which of its
+ *   channels the access lists check), `public` (opened by `auth.public.*`), `queryToken` (may carry
+ *   ?access_token=). A route that declares no access is refused to tokens (403): new routes must decide.
  *
  * Tokens are never logged: messages never contain them, the logger redacts Authorization headers and
  * `access_token` query parameters.
@@ -22,7 +23,7 @@ import { channelMatches, patternCovers } from '../channels.js'
 import { AUTH_DEFAULTS } from '../config-types.js'
 import type { AuthConfig, TokenEntry } from '../config-types.js'
 import { ErrorCode, HttpError } from '../errors.js'
-import { channelFromPath, parseStreamChannels } from './routes/common.js'
+import { requestChannels } from './channel-rules.js'
 
 export interface Principal {
   /** stable identity (owner of dynamic sessions): `#<index>` of the token entry, or `anonymous` */
@@ -53,6 +54,10 @@ declare module 'fastify' {
   }
   interface FastifyContextConfig {
     access?: RouteAccess
+    /** `auth.public.sessions` / `auth.public.metrics` open this route (GET) without a token */
+    public?: 'sessions' | 'metrics'
+    /** the route may take the token as ?access_token= (EventSource cannot set headers): SSE streams only */
+    queryToken?: boolean
   }
 }
 
@@ -177,32 +182,17 @@ function wantsNdjson (req: FastifyRequest): boolean {
   return typeof accept === 'string' && /application\/x-ndjson/i.test(accept)
 }
 
-/** Route patterns → what they need (method-specific where it matters). */
+/** What the route declares it needs; a 404 (no route) needs a token, and tells an anonymous caller nothing. */
 function routeAccess (req: FastifyRequest): RouteAccess {
-  const declared = req.routeOptions.config?.access
-  if (declared !== undefined) return declared
-  const route = req.routeOptions.url
-  if (route === undefined) return 'authenticated' // 404: no route, but never tell an anonymous caller
-  switch (route) {
-    case '/healthz':
-    case '/readyz':
-      return 'open'
-    case '/metrics':
-      return 'metrics'
-    case '/':
-    case '/console/:file':
-      return 'console'
-    case '/sessions':
-      return 'authenticated' // GET lists what the caller may see; POST checks createSessions itself
-    case '/sessions/:name':
-    case '/sessions/:name/events':
-    case '/sessions/:name/publish/*':
-    case '/sessions/:name/call/*':
-    case '/sessions/:name/ws':
-      return 'session'
-    default:
-      return 'deny'
-  }
+  if (req.routeOptions.url === undefined) return 'authenticated'
+  return req.routeOptions.config?.access ?? 'deny'
+}
+
+/** `auth.public.*` opens this request (GET) without a token. */
+function isPublic (req: FastifyRequest, cfg: AuthConfig): boolean {
+  const opened = req.routeOptions.config?.public
+  if (opened === 'metrics') return cfg.public.metrics
+  return opened === 'sessions' && cfg.public.sessions && req.method === 'GET'
 }
 
 export interface AuthHooks {
@@ -218,9 +208,7 @@ export function installAuth (app: FastifyInstance, access: AccessControl, hooks:
 
   app.addHook('onRequest', async (req, reply) => {
     const need = routeAccess(req)
-    if (need === 'open') return
-    if (need === 'metrics' && cfg.public.metrics) return
-    if (cfg.public.sessions && req.method === 'GET' && (req.routeOptions.url === '/sessions' || req.routeOptions.url === '/sessions/:name')) return
+    if (need === 'open' || isPublic(req, cfg)) return
     try {
       const principal = authenticateRequest(req, access)
       req.principal = principal
@@ -254,7 +242,7 @@ function authenticateRequest (req: FastifyRequest, access: AccessControl): Princ
     if (m === null) throw unauthorized('The Authorization header must be "Bearer <token>"', true)
     token = m[1]!
   } else if (queryToken !== undefined) {
-    const sseStream = req.routeOptions.url === '/sessions/:name/events' && req.method === 'GET' && !wantsNdjson(req)
+    const sseStream = req.routeOptions.config?.queryToken === true && !wantsNdjson(req)
     if (!cfg.allowQueryToken || !sseStream) {
       throw unauthorized('access_token in the URL is accepted only on SSE streams with auth.allowQueryToken: true; send Authorization: Bearer <token>', true)
     }
@@ -289,26 +277,18 @@ function authorize (req: FastifyRequest, p: Principal, need: RouteAccess, access
 }
 
 function authorizeSessionRoute (req: FastifyRequest, p: Principal, access: AccessControl): void {
-  const params = req.params as { name?: string, '*'?: string }
-  const name = params.name ?? ''
+  const name = (req.params as { name?: string }).name ?? ''
   if (!access.sessionAllowed(p, name)) throw forbidden(`This token may not use session ${JSON.stringify(name.slice(0, 100))}`)
-  switch (req.routeOptions.url) {
-    case '/sessions/:name/events': {
-      const patterns = parseStreamChannels((req.query as { channel?: unknown }).channel)
-      const denied = patterns.filter((pattern) => !access.canSubscribe(p, pattern))
-      if (denied.length > 0) throw forbidden(`This token may not subscribe to ${denied.slice(0, 5).join(', ')}`)
-      return
-    }
-    case '/sessions/:name/publish/*':
-    case '/sessions/:name/call/*': {
-      const kind = req.routeOptions.url === '/sessions/:name/call/*' ? 'call' : 'publish'
-      const channel = channelFromPath(params['*'], kind)
-      if (!access.canPublish(p, channel)) throw forbidden(`This token may not ${kind === 'call' ? 'call' : 'publish to'} ${channel}`)
-      return
-    }
-    default:
-      return
+  const kind = req.routeOptions.config?.channels
+  if (kind === undefined) return
+  const channels = requestChannels(req)
+  if (kind === 'stream') {
+    const denied = channels.filter((pattern) => !access.canSubscribe(p, pattern))
+    if (denied.length > 0) throw forbidden(`This token may not subscribe to ${denied.slice(0, 5).join(', ')}`)
+    return
   }
+  const channel = channels[0]!
+  if (!access.canPublish(p, channel)) throw forbidden(`This token may not ${kind === 'call' ? 'call' : 'publish to'} ${channel}`)
 }
 
 /** For handlers: the request's principal; null on routes opened by `auth.public` (no token was checked). */

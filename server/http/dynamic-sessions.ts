@@ -14,17 +14,16 @@ import type { SessionConfig } from '../config-types.js'
 import { ErrorCode, HttpError } from '../errors.js'
 import type { AppLogger } from '../ops/logger.js'
 import type { BridgeMetrics } from '../ops/metrics.js'
-import { BridgeSession } from '../session/bridge-session.js'
-import type { ClientFactory } from '../session/bridge-session.js'
+import type { SessionRegistry } from '../session/registry.js'
 import { redactUrl } from '../session/view.js'
 import { checkUpstreamUrl, parseAllowUrls } from './ssrf.js'
+import { sessionParams } from './routes/common.js'
 
 export interface DynamicDeps {
-  /** the app's session map (dynamic sessions are added to and removed from it) */
-  sessions: Map<string, BridgeSession>
+  /** the bridge's sessions (dynamic sessions are added to and removed from them) */
+  sessions: SessionRegistry
   metrics: BridgeMetrics
   logger: AppLogger
-  createClient?: ClientFactory
 }
 
 interface DynamicEntry {
@@ -113,30 +112,21 @@ export class DynamicSessions {
       subscribe: [],
       tls: { rejectUnauthorized: true }
     }
-    const { metrics, logger, createClient } = this.#deps
-    const log = logger.child({ session: name })
-    const session = new BridgeSession(name, sessionConfig, {
-      sse: this.#app.bridge.config.sse,
-      metrics,
-      log,
-      ...(createClient !== undefined ? { createClient } : {})
-    })
+    const session = this.#deps.sessions.create(name, sessionConfig)
     const now = Date.now()
     this.#entries.set(name, { owner: p.id, ownerName: p.name, createdAt: now, lastActive: now })
-    this.#deps.sessions.set(name, session)
     void session.start() // settles when the first attempt is over; never rejects
     this.#schedule()
-    log.info({ owner: p.name, url: redactUrl(check.url), connectionTypes: sessionConfig.connectionTypes }, 'dynamic session created')
+    this.#deps.logger.info({ session: name, owner: p.name, url: redactUrl(check.url), connectionTypes: sessionConfig.connectionTypes }, 'dynamic session created')
     return { name, url: redactUrl(check.url) }
   }
 
   /** Removes the session (new requests get 404 at once), then closes it upstream (sends /meta/disconnect). */
   async remove (name: string, why: 'deleted' | 'idle'): Promise<void> {
     const entry = this.#entries.get(name)
-    const session = this.#deps.sessions.get(name)
-    if (entry === undefined || session === undefined) return
+    if (entry === undefined || !this.#deps.sessions.has(name)) return
     this.#entries.delete(name)
-    this.#deps.sessions.delete(name)
+    const session = this.#deps.sessions.remove(name)!
     const budget = Math.max(100, Math.min(5_000, this.#app.bridge.config.shutdownTimeoutMs - 500))
     this.#deps.logger.info({ session: name, owner: entry.ownerName, reason: why, ageMs: Date.now() - entry.createdAt }, 'dynamic session closing')
     await session.close(budget)
@@ -210,12 +200,18 @@ export function installDynamicSessions (app: FastifyInstance, deps: DynamicDeps)
 
   if (!(app.bridge.config.dynamicSessions?.enabled ?? false)) return dynamic
 
-  app.post('/sessions', async (req, reply) => {
+  app.post('/sessions', {
+    config: { access: 'authenticated' },
+    schema: { summary: 'Open a dynamic session to an allowed upstream URL' }
+  }, async (req, reply) => {
     const created = dynamic.create(req)
     return reply.code(201).header('Location', `/sessions/${created.name}`).send({ name: created.name, url: created.url })
   })
 
-  app.delete<{ Params: { name: string } }>('/sessions/:name', async (req, reply) => {
+  app.delete<{ Params: { name: string } }>('/sessions/:name', {
+    config: { access: 'session' },
+    schema: { params: sessionParams, summary: 'Close a dynamic session' }
+  }, async (req, reply) => {
     const name = req.params.name
     if (!dynamic.isDynamic(name)) {
       if (!app.bridge.sessions.has(name)) throw new HttpError(404, ErrorCode.UNKNOWN_SESSION, `No session named ${JSON.stringify(name.slice(0, 100))}`)

@@ -6,6 +6,7 @@
  */
 import { Backoff, Client, ServerError } from '../../client-core/index.js'
 import type { ClientOptions, HandshakeEvent, Message, StateChange } from '../../client-core/index.js'
+import { isWildcard } from '../channels.js'
 import type { SessionConfig } from '../config-types.js'
 import { DeadlineError, errorText, withDeadline } from '../deadline.js'
 import type { BridgeMetrics } from '../ops/metrics.js'
@@ -273,7 +274,7 @@ export class UpstreamLink {
     this.#o.stats.rehandshakes++
     this.#rehandshakeSeq = this.#host.currentSeq()
     // replay sessions resubscribe from their last positions: exact channels miss nothing the upstream retains
-    const replayed = this.reliable.replay !== null && this.subs.view().every((v) => !/\/\*{1,2}$/.test(v.channel))
+    const replayed = this.reliable.replay !== null && this.subs.view().every((v) => !isWildcard(v.channel))
     this.#o.log.warn({ clientId: e.clientId, replay: replayed }, replayed ? 'upstream re-handshake: resubscribing from the replay positions' : 'upstream re-handshake: messages may have been missed')
     this.#host.rehandshake(e.clientId, replayed)
   }
