@@ -10,6 +10,8 @@ import { bool, int, optionalInt } from './fields.js'
 import { authSchema, dynamicSessionsSchema, unauthenticatedListenProblem } from './auth-schema.js'
 import { reliableSessionKeys, reliableTopKeys, sessionAuthProblem } from './reliable-schema.js'
 
+export { upstreamAuthSchema } from './reliable-schema.js'
+
 
 
 
@@ -155,6 +157,8 @@ export type Config = z.output<typeof configSchema>
 /** What a file may contain (every key optional). */
 export type ConfigInput = z.input<typeof configSchema>
 export type SessionConfig = z.output<typeof sessionSchema>
+/** What a file may contain for one session. */
+export type SessionConfigInput = z.input<typeof sessionSchema>
 export type TlsConfig = z.output<typeof tlsSchema>
 export type ListenConfig = Config['listen']
 export type SseConfig = Config['sse']
@@ -165,6 +169,13 @@ export type AuthConfig = Config['auth']
 export type TokenConfig = AuthConfig['tokens'][number]
 export type DynamicSessionsConfig = Config['dynamicSessions']
 export type ConfigConnectionType = SessionConfig['connectionTypes'][number]
+export type ReplayConfig = SessionConfig['replay']
+export type UpstreamAuthConfig = NonNullable<SessionConfig['auth']>
+
+/** A session to `url` with every other key at its default (the embedded demo, dynamic sessions). */
+export function defaultSession (url: string): SessionConfig {
+  return sessionSchema.parse({ url })
+}
 
 /** `demo: auto` means the embedded demo upstream runs only when no session is configured. */
 export function isDemoEnabled (config: Pick<Config, 'demo' | 'sessions'>): boolean {

@@ -10,7 +10,7 @@
 import Fastify from 'fastify'
 import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import websocket from '@fastify/websocket'
-import type { BridgeConfig } from './config-types.js'
+import type { Config } from '../config/index.js'
 import { ErrorCode, HttpError, installErrorHandlers, sendHttpError } from './errors.js'
 import { AccessControl, installAuth } from './http/auth.js'
 import { installJsonBody } from './http/body.js'
@@ -29,7 +29,7 @@ import { SessionRegistry } from './session/registry.js'
 import { openSessions } from './session/startup.js'
 
 export interface Bridge {
-  readonly config: BridgeConfig
+  readonly config: Config
   readonly sessions: ReadonlyMap<string, BridgeSession>
   readonly metrics: BridgeMetrics
   /** true from the start of the shutdown */
@@ -69,7 +69,7 @@ export interface AppDeps {
 export const STARTUP_CONCURRENCY = 20
 export const STARTUP_SLOT_MS = 2_000
 
-export async function buildApp (config: BridgeConfig, deps: AppDeps = {}): Promise<FastifyInstance> {
+export async function buildApp (config: Config, deps: AppDeps = {}): Promise<FastifyInstance> {
   const logger = deps.logger ?? createLogger(config.logLevel)
   const app: FastifyInstance = Fastify({
     loggerInstance: logger as FastifyBaseLogger,
@@ -116,7 +116,7 @@ export async function buildApp (config: BridgeConfig, deps: AppDeps = {}): Promi
   return app
 }
 
-function createBridge (config: BridgeConfig, sessions: SessionRegistry, metrics: BridgeMetrics, logger: AppLogger): Bridge & { markStarted: () => void } {
+function createBridge (config: Config, sessions: SessionRegistry, metrics: BridgeMetrics, logger: AppLogger): Bridge & { markStarted: () => void } {
   let draining = false
   let markStarted!: () => void
   const started = new Promise<void>((resolve) => { markStarted = resolve })

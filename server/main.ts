@@ -5,7 +5,7 @@
  */
 import { CONFIG_EXIT_CODE, loadConfig } from '../config/index.js'
 import { buildApp } from './app.js'
-import type { BridgeConfig } from './config-types.js'
+import type { Config } from '../config/index.js'
 import { baseUrlOf, demoBanner, startDemoUpstream, wantsDemo, withDemoSession } from './demo/demo.js'
 import type { DemoUpstream } from './demo/demo.js'
 import { createLogger } from './ops/logger.js'
@@ -23,7 +23,7 @@ async function main (): Promise<void> {
     process.exitCode = 0
     return
   }
-  let config: BridgeConfig = loaded.config
+  let config: Config = loaded.config
   const logger = createLogger(config.logLevel)
   process.on('unhandledRejection', (err) => { logger.error({ err }, 'unhandled rejection') })
 

@@ -7,8 +7,8 @@ import { createServer } from 'node:http'
 import type { Server } from 'node:http'
 import { createRequire } from 'node:module'
 import type { AddressInfo } from 'node:net'
-import type { BridgeConfig } from '../config-types.js'
-import { SESSION_DEFAULTS } from '../config-types.js'
+import type { Config } from '../../config/index.js'
+import { defaultSession } from '../../config/index.js'
 
 /** The part of Faye we use (faye ships no types). */
 interface FayeClient {
@@ -94,15 +94,15 @@ export async function startDemoUpstream (options: DemoUpstreamOptions = {}): Pro
 }
 
 /** The config with a `demo` session pointed at the embedded upstream. */
-export function withDemoSession (config: BridgeConfig, url: string): BridgeConfig {
+export function withDemoSession (config: Config, url: string): Config {
   return {
     ...config,
-    sessions: { ...config.sessions, demo: { ...SESSION_DEFAULTS, url, connectionTypes: ['websocket', 'long-polling'] } }
+    sessions: { ...config.sessions, demo: defaultSession(url) }
   }
 }
 
 /** Should the embedded demo run? `auto` = when no session is configured. */
-export function wantsDemo (config: BridgeConfig): boolean {
+export function wantsDemo (config: Config): boolean {
   return config.demo === true || (config.demo === 'auto' && Object.keys(config.sessions).length === 0)
 }
 

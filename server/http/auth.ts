@@ -20,8 +20,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { channelMatches, patternCovers } from '../channels.js'
-import { AUTH_DEFAULTS } from '../config-types.js'
-import type { AuthConfig, TokenEntry } from '../config-types.js'
+import type { AuthConfig, TokenConfig } from '../../config/index.js'
 import { ErrorCode, HttpError } from '../errors.js'
 import { requestChannels } from './channel-rules.js'
 
@@ -88,8 +87,8 @@ export class AccessControl {
   /** owner (principal id) of a dynamic session, undefined for configured (or unknown) sessions */
   ownerOf: (session: string) => string | undefined = () => undefined
 
-  constructor (config: AuthConfig | undefined) {
-    this.config = config ?? AUTH_DEFAULTS
+  constructor (config: AuthConfig) {
+    this.config = config
     this.#entries = this.config.tokens.map((t, i) => ({ digest: digestOf(t), principal: principalOf(t, i) }))
   }
 
@@ -124,12 +123,12 @@ export class AccessControl {
   }
 }
 
-function digestOf (entry: TokenEntry): Buffer {
+function digestOf (entry: TokenConfig): Buffer {
   if (typeof entry.token === 'string') return sha256(entry.token)
   return Buffer.from(String(entry.sha256).toLowerCase(), 'hex')
 }
 
-function principalOf (entry: TokenEntry, index: number): Principal {
+function principalOf (entry: TokenConfig, index: number): Principal {
   return Object.freeze({
     id: `#${index}`,
     name: entry.name ?? `token-${index}`,

@@ -9,8 +9,8 @@ import { randomBytes } from 'node:crypto'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { z } from 'zod'
 import { forbidden } from './auth.js'
-import { DYNAMIC_SESSIONS_DEFAULTS, SESSION_DEFAULTS } from '../config-types.js'
-import type { SessionConfig } from '../config-types.js'
+import { defaultSession } from '../../config/index.js'
+import type { DynamicSessionsConfig, SessionConfig } from '../../config/index.js'
 import { ErrorCode, HttpError } from '../errors.js'
 import type { AppLogger } from '../ops/logger.js'
 import type { BridgeMetrics } from '../ops/metrics.js'
@@ -61,7 +61,7 @@ export class DynamicSessions {
     this.#deps = deps
   }
 
-  get config () { return this.#app.bridge.config.dynamicSessions ?? DYNAMIC_SESSIONS_DEFAULTS }
+  get config (): DynamicSessionsConfig { return this.#app.bridge.config.dynamicSessions }
 
   ownerOf (name: string): string | undefined { return this.#entries.get(name)?.owner }
   isDynamic (name: string): boolean { return this.#entries.has(name) }
@@ -104,12 +104,11 @@ export class DynamicSessions {
     let name: string
     do name = `dyn-${randomBytes(6).toString('hex')}`
     while (this.#deps.sessions.has(name))
+    const defaults = defaultSession(check.url)
     const sessionConfig: SessionConfig = {
-      ...SESSION_DEFAULTS,
-      url: check.url,
+      ...defaults,
       headers: { ...(body.headers ?? {}) },
-      connectionTypes: body.connectionTypes ?? [...SESSION_DEFAULTS.connectionTypes],
-      subscribe: [],
+      connectionTypes: body.connectionTypes ?? defaults.connectionTypes,
       tls: { rejectUnauthorized: true }
     }
     const session = this.#deps.sessions.create(name, sessionConfig)

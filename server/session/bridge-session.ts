@@ -8,7 +8,7 @@
 import type { ServerResponse } from 'node:http'
 import type { Message, StateChange } from '../../client-core/index.js'
 import { isMeta } from '../channels.js'
-import type { SessionConfig, SseConfig } from '../config-types.js'
+import type { SessionConfig, SseConfig } from '../../config/index.js'
 import { errorText, withDeadline } from '../deadline.js'
 import { ErrorCode, HttpError } from '../errors.js'
 import { DeepResumes } from '../event-log/deep-resumes.js'
@@ -44,8 +44,8 @@ export interface SessionOptions {
   log: SessionLogger
   createClient?: ClientFactory
   /** replay checkpoints (config `dataDir`, `checkpointIntervalMs`) */
-  dataDir?: string | undefined
-  checkpointIntervalMs?: number | undefined
+  dataDir: string
+  checkpointIntervalMs: number
 }
 
 /** `afterId`: the stream continues after this id (what a caller already has), null = from the start */

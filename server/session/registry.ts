@@ -3,17 +3,16 @@
  * by callers). Every session is built here, the same way: its logger, the shared metrics, the SSE settings and
  * the replay checkpoint options.
  */
-import type { BridgeConfig, SessionConfig } from '../config-types.js'
+import type { Config, SessionConfig } from '../../config/index.js'
 import { checkDataDir } from '../event-log/checkpoint.js'
 import { LazyChildLogger } from '../ops/lazy-log.js'
 import type { AppLogger } from '../ops/logger.js'
 import type { BridgeMetrics } from '../ops/metrics.js'
-import { DEFAULT_DATA_DIR } from '../upstream/reliability.js'
 import { BridgeSession } from './bridge-session.js'
 import type { ClientFactory } from './bridge-session.js'
 
 export interface RegistryOptions {
-  config: BridgeConfig
+  config: Config
   metrics: BridgeMetrics
   logger: AppLogger
   createClient?: ClientFactory | undefined
@@ -37,7 +36,7 @@ export class SessionRegistry {
   /** Builds and registers a session (not started). Throws when its replay data directory is unusable. */
   create (name: string, sessionConfig: SessionConfig): BridgeSession {
     const { config, metrics, logger, createClient } = this.#o
-    if (sessionConfig.replay?.enabled === true) checkDataDir(config.dataDir ?? DEFAULT_DATA_DIR)
+    if (sessionConfig.replay.enabled) checkDataDir(config.dataDir)
     const session = new BridgeSession(name, sessionConfig, {
       sse: config.sse,
       metrics,

@@ -7,7 +7,7 @@
 import { Backoff, Client, ServerError } from '../../client-core/index.js'
 import type { ClientOptions, HandshakeEvent, Message, StateChange } from '../../client-core/index.js'
 import { isWildcard } from '../channels.js'
-import type { SessionConfig } from '../config-types.js'
+import type { SessionConfig } from '../../config/index.js'
 import { DeadlineError, errorText, withDeadline } from '../deadline.js'
 import type { BridgeMetrics } from '../ops/metrics.js'
 import { LazyChildLogger } from '../ops/lazy-log.js'
@@ -41,8 +41,8 @@ export interface LinkOptions {
   stats: SessionStats
   log: SessionLogger
   createClient?: ClientFactory | undefined
-  dataDir?: string | undefined
-  checkpointIntervalMs?: number | undefined
+  dataDir: string
+  checkpointIntervalMs: number
 }
 
 /** First open attempts 0–0.5 s apart, growing to 0–30 s (full jitter); limit errors wait longer (reliability.ts). */

@@ -5,7 +5,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import type { BridgeConfig } from '../../server/config-types.js'
+import type { Config } from '../../config/index.js'
 import { makeConfig } from '../server/fixtures/bridge.js'
 import type { SessionInput, SseStream, Teardown } from '../server/fixtures/bridge.js'
 
@@ -29,7 +29,7 @@ export function writeToken (file: string, token: string): void {
 }
 
 /** One session `sf` on the fixture: long-polling, replay on, token from `tokenFile`, checkpoints in `dataDir`. */
-export function sfConfig (url: string, dataDir: string, session: Partial<SessionInput> = {}, over: Partial<BridgeConfig> = {}): BridgeConfig {
+export function sfConfig (url: string, dataDir: string, session: Partial<SessionInput> = {}, over: Partial<Config> = {}): Config {
   const config = makeConfig({
     sf: {
       url,

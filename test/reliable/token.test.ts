@@ -16,6 +16,13 @@ import { startSalesforceLike } from '../helpers/salesforce.js'
 import { delay, waitFor } from '../helpers/wait.js'
 import { openSse, request, startBridge, waitConnected } from '../server/fixtures/bridge.js'
 import { CHANNEL, range, sfConfig, sfMessages, tempDir, tokenFile, writeToken } from './fixtures.js'
+import { upstreamAuthSchema } from '../../config/index.js'
+import type { SessionConfigInput, UpstreamAuthConfig } from '../../config/index.js'
+
+/** The token settings as the config gives them to the server (defaults filled in). */
+function upstreamAuth (input: NonNullable<SessionConfigInput['auth']>): UpstreamAuthConfig {
+  return upstreamAuthSchema.parse(input)
+}
 
 t.setTimeout(120_000)
 
@@ -33,7 +40,7 @@ async function rejection (p: Promise<unknown>): Promise<string> {
 t.test('token sources: the file is read again at every refresh', async (t) => {
   const dir = tempDir(t)
   const file = tokenFile(dir, 'first-token')
-  const p = new TokenProvider({ tokenFile: file }, quiet)
+  const p = new TokenProvider(upstreamAuth({ tokenFile: file }), quiet)
   t.equal(await p.current(), 'first-token')
   writeToken(file, 'second-token')
   t.equal(await p.current(), 'first-token', 'the current token is kept until a refresh')
@@ -42,7 +49,7 @@ t.test('token sources: the file is read again at every refresh', async (t) => {
   writeFileSync(file, '\n')
   await delay(1_100) // refreshes within 1 s share one fetch (several clients failing at once)
   await t.rejects(p.refresh(), /token file .* gave an empty token/)
-  const missing = new TokenProvider({ tokenFile: join(dir, 'nope') }, quiet)
+  const missing = new TokenProvider(upstreamAuth({ tokenFile: join(dir, 'nope') }), quiet)
   await t.rejects(missing.current(), /cannot read token file .*nope: ENOENT/)
   t.match(missing.view(), { source: 'tokenFile', failures: 1, lastError: /ENOENT/ })
 })
@@ -50,17 +57,17 @@ t.test('token sources: the file is read again at every refresh', async (t) => {
 t.test('token sources: a command with a deadline; its stdout is the token', async (t) => {
   const dir = tempDir(t)
   const file = tokenFile(dir, 'cmd-token')
-  t.equal(await new TokenProvider({ tokenCommand: `cat ${file}` }, quiet).current(), 'cmd-token')
+  t.equal(await new TokenProvider(upstreamAuth({ tokenCommand: `cat ${file}` }), quiet).current(), 'cmd-token')
   const started = Date.now()
   // the shell and its child (sleep) are killed at the deadline: the whole process group
-  await t.rejects(new TokenProvider({ tokenCommand: 'sleep 30; echo late', timeoutMs: 300 }, quiet).current(), /did not finish within 300 ms/)
+  await t.rejects(new TokenProvider(upstreamAuth({ tokenCommand: 'sleep 30; echo late', timeoutMs: 300 }), quiet).current(), /did not finish within 300 ms/)
   const elapsed = Date.now() - started
   t.comment(`a hanging token command is killed after ${elapsed} ms (deadline 300 ms)`)
   t.ok(elapsed < 5_000, 'not waiting for the command')
-  const failed = await rejection(new TokenProvider({ tokenCommand: 'echo secret-token-on-stdout; echo "no such org" >&2; exit 3' }, quiet).current())
+  const failed = await rejection(new TokenProvider(upstreamAuth({ tokenCommand: 'echo secret-token-on-stdout; echo "no such org" >&2; exit 3' }), quiet).current())
   t.match(failed, /failed \(exit 3\): no such org/, 'exit code and the last stderr line')
   t.notMatch(failed, /secret-token-on-stdout/, 'never stdout')
-  await t.rejects(new TokenProvider({ tokenCommand: 'printf "a\\nb\\n"' }, quiet).current(), /more than one line/)
+  await t.rejects(new TokenProvider(upstreamAuth({ tokenCommand: 'printf "a\\nb\\n"' }), quiet).current(), /more than one line/)
 })
 
 async function tokenEndpoint (t: Test, answer: (form: URLSearchParams) => { status: number, body: unknown }): Promise<{ url: string, requests: URLSearchParams[] }> {
@@ -87,11 +94,11 @@ t.test('token sources: the OAuth2 refresh-token flow', async (t) => {
   const ep = await tokenEndpoint(t, (form) => form.get('refresh_token') === 'refresh-me'
     ? { status: 200, body: { access_token: `access-${++n}`, instance_url: 'https://x.my.salesforce.com', token_type: 'Bearer' } }
     : { status: 400, body: { error: 'invalid_grant', error_description: 'expired access/refresh token' } })
-  const p = new TokenProvider({ tokenUrl: ep.url, clientId: 'cid', clientSecret: 'csecret', refreshToken: 'refresh-me' }, quiet)
+  const p = new TokenProvider(upstreamAuth({ tokenUrl: ep.url, clientId: 'cid', clientSecret: 'csecret', refreshToken: 'refresh-me' }), quiet)
   t.equal(await p.current(), 'access-1')
   t.equal(await p.refresh(), 'access-2')
   t.same(Object.fromEntries(ep.requests[0]!), { grant_type: 'refresh_token', refresh_token: 'refresh-me', client_id: 'cid', client_secret: 'csecret' })
-  const bad = new TokenProvider({ tokenUrl: ep.url, clientId: 'cid', refreshToken: 'revoked' }, quiet)
+  const bad = new TokenProvider(upstreamAuth({ tokenUrl: ep.url, clientId: 'cid', refreshToken: 'revoked' }), quiet)
   const refused = await rejection(bad.current())
   t.match(refused, /HTTP 400 \(invalid_grant: expired access\/refresh token\)/)
   t.notMatch(refused, /revoked/, 'the refresh token is not in the message')

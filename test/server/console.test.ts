@@ -12,11 +12,13 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
 import { startDemoUpstream, withDemoSession } from '../../server/demo/demo.js'
-import { AUTH_DEFAULTS } from '../../server/config-types.js'
+import { defaultConfig } from '../../config/index.js'
 import { waitFor } from '../helpers/wait.js'
 import { makeConfig, startBridge, waitConnected } from './fixtures/bridge.js'
 import type { Teardown } from './fixtures/bridge.js'
 import { tokenEntry } from './fixtures/callers.js'
+
+const AUTH_DEFAULTS = defaultConfig().auth
 
 const CHROMIUM = '/usr/bin/chromium'
 const TOKEN = 'console-token-0123456789abcdef'
