@@ -1,5 +1,5 @@
 /**
- * Schema pieces of issue 7: caller auth (`auth`) and dynamic sessions (`dynamicSessions`). See docs/security.md
+ * Schema pieces of caller auth (`auth`) and dynamic sessions (`dynamicSessions`). See docs/security.md
  * and docs/configuration.md. Messages never echo a value (it may be a token).
  */
 import { z } from 'zod'

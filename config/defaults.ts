@@ -38,7 +38,7 @@ export const DEFAULT_DYNAMIC_IDLE_TIMEOUT_MS = 300_000
 export const DEFAULT_DYNAMIC_MAX_PER_TOKEN = 5
 export const DEFAULT_DYNAMIC_MAX_TOTAL = 50
 
-// issue 6: reliable delivery (replay checkpoints, upstream tokens)
+// reliable delivery (replay checkpoints, upstream tokens)
 export const DEFAULT_DATA_DIR = './data'
 export const DEFAULT_CHECKPOINT_INTERVAL_MS = 200
 export const DEFAULT_REPLAY_START = -1
@@ -67,7 +67,6 @@ export const LIMITS = {
   idleTimeoutMs: [100, 604_800_000],
   maxPerToken: [1, 100_000],
   maxTotal: [1, 100_000],
-  // issue 6
   checkpointIntervalMs: [0, 60_000],
   deepResumeMaxClients: [0, 100],
   deepResumeTimeoutMs: [1_000, 3_600_000],

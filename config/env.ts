@@ -50,7 +50,7 @@ export const ENV_OPTIONS: readonly EnvOption[] = [
   { name: 'COMETD_BRIDGE_TOKEN', path: ['auth', 'tokens'], kind: 'token' },
   { name: 'COMETD_BRIDGE_ALLOW_QUERY_TOKEN', path: ['auth', 'allowQueryToken'], kind: 'bool' },
   { name: 'COMETD_BRIDGE_ALLOW_UNAUTHENTICATED', path: ['auth', 'allowUnauthenticated'], kind: 'bool' },
-  // issue 6: reliable delivery
+  // reliable delivery
   { name: 'COMETD_BRIDGE_DATA_DIR', path: ['dataDir'], kind: 'string' },
   { name: 'COMETD_BRIDGE_CHECKPOINT_INTERVAL_MS', path: ['checkpointIntervalMs'], kind: 'int' },
   { name: 'COMETD_BRIDGE_ACK', path: [...S, 'ack'], kind: 'bool' },

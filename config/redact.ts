@@ -12,7 +12,7 @@ const SECRET_KEY_RE = /token|secret|passw(or)?d|passphrase|api[-_]?key|credentia
 /** Header names whose value is a secret (Authorization, Proxy-Authorization, Cookie, X-Auth-Token, X-Api-Key…). */
 const SECRET_HEADER_RE = /auth|cookie|token|secret|passw|api[-_]?key|credential|session|signature/i
 
-/** Secret-looking names whose value is not a secret: where a token comes from (issue 6, sessions.*.auth). */
+/** Secret-looking names whose value is not a secret: where a token comes from (sessions.*.auth). */
 const NOT_SECRET_KEYS = new Set(['tokenFile', 'tokenUrl'])
 
 export function isSecretKey (key: string): boolean {

@@ -26,7 +26,7 @@ export const ErrorCode = {
   SHUTTING_DOWN: 'shutting_down',
   NOT_READY: 'not_ready',
   INTERNAL: 'internal_error',
-  // issue 7: auth, ACL, dynamic sessions, WebSocket
+  // auth, ACL, dynamic sessions, WebSocket
   UNAUTHORIZED: 'unauthorized',
   FORBIDDEN: 'forbidden',
   URL_NOT_ALLOWED: 'url_not_allowed',

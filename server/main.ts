@@ -8,7 +8,9 @@ import { buildApp } from './app.js'
 import type { Config } from '../config/index.js'
 import { baseUrlOf, demoBanner, startDemoUpstream, wantsDemo, withDemoSession } from './demo/demo.js'
 import type { DemoUpstream } from './demo/demo.js'
+import type { FastifyInstance } from 'fastify'
 import { createLogger } from './ops/logger.js'
+import type { AppLogger } from './ops/logger.js'
 import { releaseStartupGarbage } from './session/startup.js'
 
 async function main (): Promise<void> {
@@ -53,6 +55,11 @@ async function main (): Promise<void> {
     if (gc !== null) logger.debug(gc, 'start-up garbage collected')
   })
 
+  stopOnSignals(app, demo, config.shutdownTimeoutMs, logger)
+}
+
+/** SIGTERM/SIGINT: a graceful stop within shutdownTimeoutMs (exit 0 either way); a second signal exits at once. */
+function stopOnSignals (app: FastifyInstance, demo: DemoUpstream | null, shutdownTimeoutMs: number, logger: AppLogger): void {
   let stopping = false
   const stop = (signal: string): void => {
     if (stopping) {
@@ -61,11 +68,11 @@ async function main (): Promise<void> {
     }
     stopping = true
     const started = Date.now()
-    logger.info({ signal, shutdownTimeoutMs: config.shutdownTimeoutMs }, 'shutting down')
+    logger.info({ signal, shutdownTimeoutMs }, 'shutting down')
     const deadline = setTimeout(() => {
       logger.error({ elapsedMs: Date.now() - started }, 'shutdown deadline reached: exiting anyway')
       process.exit(0)
-    }, Math.max(100, config.shutdownTimeoutMs - 100))
+    }, Math.max(100, shutdownTimeoutMs - 100))
     deadline.unref()
     app.bridge.beginShutdown()
     void (async () => {

@@ -25,7 +25,7 @@ import type { Caller } from '../hub/caller.js'
 import type { Gap } from './resume.js'
 import { formatId } from './resume.js'
 import { positionKey, replaySuffix } from './replay.js'
-import { messageFrame, sseFrame } from '../sse.js'
+import { messageFrame, sseFrame } from '../frames.js'
 import { errorText, withDeadline } from '../deadline.js'
 
 export const DEEP_RESUME_IDLE_MS = 2_000

@@ -12,13 +12,26 @@ import { DeadlineError, errorText, withDeadline } from '../deadline.js'
 import type { BridgeMetrics } from '../ops/metrics.js'
 import { LazyChildLogger } from '../ops/lazy-log.js'
 import type { SessionLogger } from '../ops/lazy-log.js'
-import type { LastError, SessionStats } from '../session/view.js'
 import { mapUpstreamError, unavailable } from './errors.js'
 import { isLimitError, SessionReliability } from './reliability.js'
 import { UpstreamSubscriptions } from './subscriptions.js'
 import type { Listener, Outcome } from './subscriptions.js'
 
 export type ClientFactory = (url: string, options: ClientOptions) => Client
+
+/** The last upstream error, for GET /sessions (no secrets: the client's messages carry none). */
+export interface LastError { message: string, code: string | null, at: string }
+
+/** What the link counts (the session's view shows them with its own counters). */
+export interface LinkStats {
+  handshakes: number
+  rehandshakes: number
+  reconnects: number
+  publishes: number
+  publishFailures: number
+  calls: number
+  callFailures: number
+}
 
 /** What the link tells the session. */
 export interface LinkHost {
@@ -38,7 +51,7 @@ export interface LinkHost {
 
 export interface LinkOptions {
   metrics: BridgeMetrics
-  stats: SessionStats
+  stats: LinkStats
   log: SessionLogger
   createClient?: ClientFactory | undefined
   dataDir: string

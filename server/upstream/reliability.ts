@@ -1,5 +1,5 @@
 /**
- * The reliable-delivery part of one bridge session (issue 6), kept out of session.ts: the upstream options
+ * The reliable-delivery part of one bridge session's upstream link: the upstream options
  * `ack`, `replay` (ReplaySupport: Salesforce replay with durable checkpoints) and `auth` (TokenProvider: Bearer
  * token from a file, a command or an OAuth refresh token), and the reports of replay fallbacks, token refreshes
  * and limit errors (`event: upstream`, GET /sessions/:name).

@@ -7,11 +7,11 @@
  */
 import { readFileSync, writeFileSync } from 'node:fs'
 import t from 'tap'
-import { checkpointPath } from '../../server/event-log/checkpoint.js'
-import { checkpointUrl } from '../../server/upstream/reliability.js'
-import { startSalesforceLike } from '../helpers/salesforce.js'
-import { waitFor } from '../helpers/wait.js'
-import { openSse, request, startBridge, waitConnected } from '../server/fixtures/bridge.js'
+import { checkpointPath } from '../../../server/event-log/checkpoint.js'
+import { checkpointUrl } from '../../../server/upstream/reliability.js'
+import { startSalesforceLike } from '../../helpers/salesforce.js'
+import { waitFor } from '../../helpers/wait.js'
+import { openSse, request, startBridge, waitConnected } from '../fixtures/bridge.js'
 import { CHANNEL, range, sfConfig, sfMessages, tempDir, tokenFile } from './fixtures.js'
 
 t.setTimeout(120_000)

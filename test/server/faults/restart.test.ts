@@ -8,10 +8,10 @@
  */
 import t from 'tap'
 import type { Test } from 'tap'
-import { startFaye } from '../helpers/faye.js'
-import { startCometd } from '../helpers/cometd-server.js'
-import { delay, waitFor } from '../helpers/wait.js'
-import { openSse } from '../server/fixtures/bridge.js'
+import { startFaye } from '../../helpers/faye.js'
+import { startCometd } from '../../helpers/cometd-server.js'
+import { delay, waitFor } from '../../helpers/wait.js'
+import { openSse } from '../fixtures/bridge.js'
 import { account, bridgeOn, ranges, receivedNs, startPublisher, upstreamEvents, waitForN } from './fixtures.js'
 
 t.setTimeout(90_000)

@@ -10,10 +10,10 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
-import { startFaye } from '../helpers/faye.js'
-import { delay, waitFor } from '../helpers/wait.js'
-import { request } from '../server/fixtures/bridge.js'
-import { ROOT, spawnNode } from '../server/fixtures/spawn.js'
+import { startFaye } from '../../helpers/faye.js'
+import { delay, waitFor } from '../../helpers/wait.js'
+import { request } from '../fixtures/bridge.js'
+import { ROOT, spawnNode } from '../fixtures/spawn.js'
 
 t.setTimeout(60_000)
 

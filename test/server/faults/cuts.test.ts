@@ -7,12 +7,12 @@
  *    do not retry in lock-step), attempt rate printed, back soon after the server accepts again, nothing lost.
  */
 import t from 'tap'
-import type { StateChange } from '../../client-core/index.js'
-import { startFaye } from '../helpers/faye.js'
-import { startCometd } from '../helpers/cometd-server.js'
-import { startFaultProxy } from '../helpers/fault-proxy.js'
-import { delay, waitFor } from '../helpers/wait.js'
-import { makeConfig, openSse, startBridge } from '../server/fixtures/bridge.js'
+import type { StateChange } from '../../../client-core/index.js'
+import { startFaye } from '../../helpers/faye.js'
+import { startCometd } from '../../helpers/cometd-server.js'
+import { startFaultProxy } from '../../helpers/fault-proxy.js'
+import { delay, waitFor } from '../../helpers/wait.js'
+import { makeConfig, openSse, startBridge } from '../fixtures/bridge.js'
 import { account, bridgeOn, ranges, receivedNs, recoverAndDrain, startPublisher, upstreamEvents, waitForN } from './fixtures.js'
 
 t.setTimeout(120_000)

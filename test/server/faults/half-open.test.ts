@@ -6,11 +6,11 @@
  * (dropped, never reused, no close handshake awaited), recovery, and nothing lost after `up`.
  */
 import t from 'tap'
-import { startFaye } from '../helpers/faye.js'
-import { startCometd } from '../helpers/cometd-server.js'
-import { startFaultProxy } from '../helpers/fault-proxy.js'
-import { waitFor } from '../helpers/wait.js'
-import { openSse } from '../server/fixtures/bridge.js'
+import { startFaye } from '../../helpers/faye.js'
+import { startCometd } from '../../helpers/cometd-server.js'
+import { startFaultProxy } from '../../helpers/fault-proxy.js'
+import { waitFor } from '../../helpers/wait.js'
+import { openSse } from '../fixtures/bridge.js'
 import { bridgeOn, startLinkTracker, ranges, receivedNs, recoverAndDrain, startPublisher, upstreamEvents } from './fixtures.js'
 
 t.setTimeout(120_000)

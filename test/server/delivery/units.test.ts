@@ -5,11 +5,11 @@
 import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import t from 'tap'
-import { loadConfig, parseConfigObject, redactConfig } from '../../config/index.js'
-import { CheckpointStore, checkDataDir, checkpointPath } from '../../server/event-log/checkpoint.js'
-import { channelHash, parseReplayId, replaySuffix } from '../../server/event-log/replay.js'
-import { parseId } from '../../server/event-log/resume.js'
-import { delay, waitFor } from '../helpers/wait.js'
+import { loadConfig, parseConfigObject, redactConfig } from '../../../config/index.js'
+import { CheckpointStore, checkDataDir, checkpointPath } from '../../../server/event-log/checkpoint.js'
+import { channelHash, parseReplayId, replaySuffix } from '../../../server/event-log/replay.js'
+import { parseId } from '../../../server/event-log/resume.js'
+import { delay, waitFor } from '../../helpers/wait.js'
 import { tempDir } from './fixtures.js'
 
 const quiet = { info () {}, warn () {}, error () {} }

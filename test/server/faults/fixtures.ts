@@ -4,10 +4,10 @@
  */
 import net from 'node:net'
 import type { FastifyInstance } from 'fastify'
-import { makeConfig, startBridge } from '../server/fixtures/bridge.js'
-import type { ConfigOverrides, SessionInput, SseEvent, SseStream, Teardown } from '../server/fixtures/bridge.js'
-import type { BridgeSession } from '../../server/session/bridge-session.js'
-import { delay, waitFor } from '../helpers/wait.js'
+import { makeConfig, startBridge } from '../fixtures/bridge.js'
+import type { ConfigOverrides, SessionInput, SseEvent, SseStream, Teardown } from '../fixtures/bridge.js'
+import type { BridgeSession } from '../../../server/session/bridge-session.js'
+import { delay, waitFor } from '../../helpers/wait.js'
 
 export interface Sent { n: number, at: number }
 

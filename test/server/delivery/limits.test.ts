@@ -6,9 +6,9 @@
  * what was published meanwhile.
  */
 import t from 'tap'
-import { startSalesforceLike } from '../helpers/salesforce.js'
-import { delay, waitFor } from '../helpers/wait.js'
-import { openSse, request, startBridge, waitConnected } from '../server/fixtures/bridge.js'
+import { startSalesforceLike } from '../../helpers/salesforce.js'
+import { delay, waitFor } from '../../helpers/wait.js'
+import { openSse, request, startBridge, waitConnected } from '../fixtures/bridge.js'
 import { CHANNEL, range, sfConfig, sfMessages, tempDir, tokenFile } from './fixtures.js'
 
 t.setTimeout(120_000)

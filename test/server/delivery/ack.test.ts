@@ -6,10 +6,10 @@
  */
 import t from 'tap'
 import type { Test } from 'tap'
-import { startCometd } from '../helpers/cometd-server.js'
-import { startFaultProxy } from '../helpers/fault-proxy.js'
-import { delay, waitFor } from '../helpers/wait.js'
-import { makeConfig, openSse, request, startBridge, waitConnected } from '../server/fixtures/bridge.js'
+import { startCometd } from '../../helpers/cometd-server.js'
+import { startFaultProxy } from '../../helpers/fault-proxy.js'
+import { delay, waitFor } from '../../helpers/wait.js'
+import { makeConfig, openSse, request, startBridge, waitConnected } from '../fixtures/bridge.js'
 
 t.setTimeout(120_000)
 

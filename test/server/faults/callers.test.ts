@@ -9,10 +9,10 @@
  */
 import net from 'node:net'
 import t from 'tap'
-import { startFaye } from '../helpers/faye.js'
-import { delay, waitFor } from '../helpers/wait.js'
-import { openSse, request } from '../server/fixtures/bridge.js'
-import type { SseStream } from '../server/fixtures/bridge.js'
+import { startFaye } from '../../helpers/faye.js'
+import { delay, waitFor } from '../../helpers/wait.js'
+import { openSse, request } from '../fixtures/bridge.js'
+import type { SseStream } from '../fixtures/bridge.js'
 import { bridgeOn, receivedNs, startPublisher } from './fixtures.js'
 
 t.setTimeout(120_000)

@@ -10,10 +10,10 @@
 import t from 'tap'
 import fc from 'fast-check'
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
-import { ErrorCode } from '../../server/errors.js'
-import { startFaye } from '../helpers/faye.js'
-import { waitFor, withDeadline } from '../helpers/wait.js'
-import { openSse } from '../server/fixtures/bridge.js'
+import { ErrorCode } from '../../../server/errors.js'
+import { startFaye } from '../../helpers/faye.js'
+import { waitFor, withDeadline } from '../../helpers/wait.js'
+import { openSse } from '../fixtures/bridge.js'
 import { bridgeOn, receivedNs } from './fixtures.js'
 
 t.setTimeout(120_000)

@@ -8,11 +8,11 @@
  */
 import t from 'tap'
 import fc from 'fast-check'
-import { CometdError, TransportError } from '../../client-core/index.js'
-import { happyPath, startScriptedFake } from '../helpers/fake-bayeux.js'
-import type { FakeMessage, ScriptedReply } from '../helpers/fake-bayeux.js'
-import { delay, waitFor } from '../helpers/wait.js'
-import { openSse } from '../server/fixtures/bridge.js'
+import { CometdError, TransportError } from '../../../client-core/index.js'
+import { happyPath, startScriptedFake } from '../../helpers/fake-bayeux.js'
+import type { FakeMessage, ScriptedReply } from '../../helpers/fake-bayeux.js'
+import { delay, waitFor } from '../../helpers/wait.js'
+import { openSse } from '../fixtures/bridge.js'
 import { bridgeOn, receivedNs } from './fixtures.js'
 
 t.setTimeout(120_000)

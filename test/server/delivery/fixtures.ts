@@ -1,13 +1,13 @@
 /**
- * Helpers for the reliable-delivery tests (issue 6): a bridge config with a Salesforce-like session (replay,
+ * Helpers for the reliable-delivery tests (ack, replay, upstream tokens, limits): a bridge config with a Salesforce-like session (replay,
  * Bearer token from a file, checkpoints in a temporary data directory), and SSE message helpers.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import type { Config } from '../../config/index.js'
-import { makeConfig } from '../server/fixtures/bridge.js'
-import type { SessionInput, SseStream, Teardown } from '../server/fixtures/bridge.js'
+import type { Config } from '../../../config/index.js'
+import { makeConfig } from '../fixtures/bridge.js'
+import type { SessionInput, SseStream, Teardown } from '../fixtures/bridge.js'
 
 export const CHANNEL = '/event/Order__e'
 
