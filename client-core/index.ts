@@ -4,7 +4,7 @@
  */
 export { Client } from './client.js'
 export type { MessageListener, SubscribeOptions, PublishOptions } from './client.js'
-export { ConnectionType, DEFAULTS } from './options.js'
+export { ALL_CONNECTION_TYPES, ConnectionType, DEFAULTS } from './options.js'
 export type { ClientOptions, Logger, TlsOptions, BackoffOptions, HeadersOption } from './options.js'
 export { Extension, AuthExtension } from './extensions.js'
 export type { Headers } from './extensions.js'

@@ -7,7 +7,8 @@ export const ConnectionType = {
 } as const
 export type ConnectionType = typeof ConnectionType[keyof typeof ConnectionType]
 
-export const ALL_CONNECTION_TYPES: readonly ConnectionType[] = ['websocket', 'long-polling']
+/** Every connection type, in the default preference order: the one list the client, the config and the server use. */
+export const ALL_CONNECTION_TYPES = [ConnectionType.WEBSOCKET, ConnectionType.LONG_POLLING] as const
 
 /** A pino-compatible logger (only the methods the client calls). */
 export interface Logger {
@@ -85,7 +86,7 @@ export interface ClientOptions {
 }
 
 export const DEFAULTS = {
-  connectionTypes: ['websocket', 'long-polling'] as ConnectionType[],
+  connectionTypes: [...ALL_CONNECTION_TYPES] as ConnectionType[],
   connectionTimeoutMs: 10_000,
   maxPendingCount: 100,
   maxNetworkDelayMs: 10_000,

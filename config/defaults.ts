@@ -2,6 +2,7 @@
  * Named defaults and limits of every configuration value, shared by the schema, the docs and the server.
  * Durations are milliseconds (`…Ms`), sizes are bytes (`…Bytes`).
  */
+import { ALL_CONNECTION_TYPES } from '../client-core/index.js'
 
 export const CONFIG_EXIT_CODE = 78 // EX_CONFIG from sysexits.h
 
@@ -9,7 +10,7 @@ export const CONFIG_EXIT_CODE = 78 // EX_CONFIG from sysexits.h
 export const DEFAULT_SESSION_NAME = 'default'
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
-export const CONNECTION_TYPES = ['websocket', 'long-polling'] as const
+export const CONNECTION_TYPES = ALL_CONNECTION_TYPES
 export const SESSION_NAME_RE = /^[A-Za-z0-9_-]{1,64}$/
 
 export const DEFAULT_HOST = '127.0.0.1'
@@ -18,7 +19,7 @@ export const DEFAULT_LOG_LEVEL = 'info'
 export const DEFAULT_DEMO = 'auto'
 export const DEFAULT_SHUTDOWN_TIMEOUT_MS = 10_000
 
-export const DEFAULT_CONNECTION_TYPES = ['websocket', 'long-polling'] as const
+export const DEFAULT_CONNECTION_TYPES = ALL_CONNECTION_TYPES
 export const DEFAULT_BUFFER_SIZE = 1_000
 export const DEFAULT_MAX_NETWORK_DELAY_MS = 10_000
 export const DEFAULT_CONNECTION_TIMEOUT_MS = 10_000

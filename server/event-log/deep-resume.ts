@@ -20,7 +20,7 @@
  * delivery allocation. `replay.deepResumeMaxClients` bounds how many run at once.
  */
 import { ReplayExtension, replayIdOf } from '../../client-core/index.js'
-import type { Client, ClientOptions, Message, ReplayFallback, ReplayPosition } from '../../client-core/index.js'
+import type { Client, ClientOptions, Logger, Message, ReplayFallback, ReplayPosition } from '../../client-core/index.js'
 import type { Caller } from '../hub/caller.js'
 import type { Gap } from './resume.js'
 import { formatId } from './resume.js'
@@ -43,7 +43,7 @@ export interface DeepResumeHost {
   join: (caller: Caller, channel: string, afterSeq: number, skip: Set<string>, gap: Gap | null, outcome: DeepOutcome) => void
   /** the extra client failed on a limit error or similar: for reporting */
   onError?: (error: unknown) => void
-  log: { info: (obj: unknown, msg?: string) => void, warn: (obj: unknown, msg?: string) => void }
+  log: Logger
   /** deadline of one upstream round trip (open, subscribe) */
   opTimeoutMs: number
 }

@@ -18,11 +18,11 @@
  * opaque, and Salesforce does not replay wildcard subscriptions).
  */
 import { ReplayExtension, replayIdOf } from '../../client-core/index.js'
-import type { Message, ReplayFallback, ReplayPolicy, ReplayPosition } from '../../client-core/index.js'
+import type { Logger, Message, ReplayFallback, ReplayPolicy, ReplayPosition } from '../../client-core/index.js'
 import type { ReplayConfig } from '../../config/index.js'
 import { channelMatches, isWildcard } from '../channels.js'
 import { CheckpointStore } from './checkpoint.js'
-import type { CheckpointLog, CheckpointView, LoadResult } from './checkpoint.js'
+import type { CheckpointView, LoadResult } from './checkpoint.js'
 import type { Gap, ResumePlan } from './resume.js'
 import { formatId } from './resume.js'
 import type { Ring, RingEntry } from './ring.js'
@@ -119,7 +119,7 @@ export interface ReplaySupportOptions {
   dataDir: string
   checkpointIntervalMs: number
   bufferSize: number
-  log: CheckpointLog
+  log: Logger
   /** the session's current sequence number */
   currentSeq: () => number
   /** the upstream client fell back from a refused position */

@@ -8,6 +8,7 @@
 import { randomBytes } from 'node:crypto'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { z } from 'zod'
+import { ALL_CONNECTION_TYPES } from '../../client-core/index.js'
 import { forbidden } from './auth.js'
 import { defaultSession } from '../../config/index.js'
 import type { DynamicSessionsConfig, SessionConfig } from '../../config/index.js'
@@ -46,7 +47,7 @@ const bodySchema = z.strictObject({
     // eslint-disable-next-line no-control-regex
     z.string().max(16_384).refine((v) => !/[\r\n\0]/.test(v), { error: 'must not contain CR, LF or NUL' })
   ).refine((h) => Object.keys(h).length <= 32, { error: 'at most 32 headers' }).optional(),
-  connectionTypes: z.array(z.enum(['websocket', 'long-polling'])).min(1).max(2)
+  connectionTypes: z.array(z.enum(ALL_CONNECTION_TYPES)).min(1).max(ALL_CONNECTION_TYPES.length)
     .refine((v) => new Set(v).size === v.length, { error: 'must not repeat a connection type' }).optional()
 })
 

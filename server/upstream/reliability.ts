@@ -5,7 +5,7 @@
  * and limit errors (`event: upstream`, GET /sessions/:name).
  */
 import { ServerError } from '../../client-core/index.js'
-import type { ClientOptions, StateChange } from '../../client-core/index.js'
+import type { ClientOptions, Logger, StateChange } from '../../client-core/index.js'
 import type { SessionConfig } from '../../config/index.js'
 import { ReplaySupport } from '../event-log/replay.js'
 import type { FallbackRecord, ReplayView } from '../event-log/replay.js'
@@ -22,11 +22,7 @@ export interface ReliableOptions {
   /** where replay checkpoints are kept (config `dataDir`) */
   dataDir: string
   checkpointIntervalMs: number
-  log: {
-    info: (obj: unknown, msg?: string) => void
-    warn: (obj: unknown, msg?: string) => void
-    error: (obj: unknown, msg?: string) => void
-  }
+  log: Logger
   currentSeq: () => number
   /** sends `event: upstream` with these fields (to the callers of `channel` only, when given) */
   report: (status: string, reason: string, extra: Record<string, unknown>, channel?: string) => void

@@ -12,7 +12,7 @@ import { parseId } from '../../../server/event-log/resume.js'
 import { delay, waitFor } from '../../helpers/wait.js'
 import { tempDir } from './fixtures.js'
 
-const quiet = { info () {}, warn () {}, error () {} }
+const quiet = { trace () {}, debug () {}, info () {}, warn () {}, error () {} }
 
 function store (dir: string, intervalMs = 200, url = 'https://x/cometd/59.0'): CheckpointStore {
   return new CheckpointStore({ dataDir: dir, session: 'sf', url, intervalMs, log: quiet })
