@@ -15,6 +15,8 @@ export {
   tlsSchema,
   isDemoEnabled,
   defaultSession,
+  HEADER_NAME_RE,
+  TRANSPORT_HEADERS,
   type Config,
   type ConfigInput,
   type SessionConfig,

@@ -43,14 +43,14 @@ const httpUrl = z.string({
 })
 
 /** HTTP token (RFC 9110 §5.6.2). */
-const HEADER_NAME_RE = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/
-/** Headers the transports own; setting them would break the upstream connection. */
-const FORBIDDEN_HEADERS = new Set(['connection', 'content-length', 'host', 'keep-alive', 'te', 'trailer',
+export const HEADER_NAME_RE = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/
+/** Headers the transports own (lower case); setting them would break the upstream connection. */
+export const TRANSPORT_HEADERS: ReadonlySet<string> = new Set(['connection', 'content-length', 'host', 'keep-alive', 'te', 'trailer',
   'transfer-encoding', 'upgrade', 'sec-websocket-key', 'sec-websocket-version', 'sec-websocket-extensions'])
 
 const headerName = z.string().superRefine((name, ctx) => {
   if (!HEADER_NAME_RE.test(name)) ctx.addIssue({ code: 'custom', message: 'is not a valid HTTP header name' })
-  else if (FORBIDDEN_HEADERS.has(name.toLowerCase())) ctx.addIssue({ code: 'custom', message: 'is set by the transport and cannot be configured' })
+  else if (TRANSPORT_HEADERS.has(name.toLowerCase())) ctx.addIssue({ code: 'custom', message: 'is set by the transport and cannot be configured' })
 })
 
 const headerValue = z.string({ error: 'a header value must be a string (quote numbers in YAML)' })

@@ -10,7 +10,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { z } from 'zod'
 import { ALL_CONNECTION_TYPES } from '../../client-core/index.js'
 import { forbidden } from './auth.js'
-import { defaultSession } from '../../config/index.js'
+import { defaultSession, HEADER_NAME_RE, TRANSPORT_HEADERS } from '../../config/index.js'
 import type { DynamicSessionsConfig, SessionConfig } from '../../config/index.js'
 import { ErrorCode, HttpError } from '../errors.js'
 import type { AppLogger } from '../ops/logger.js'
@@ -34,9 +34,8 @@ interface DynamicEntry {
   lastActive: number
 }
 
-const HEADER_NAME_RE = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/
-const FORBIDDEN_HEADERS = new Set(['connection', 'content-length', 'host', 'keep-alive', 'te', 'trailer',
-  'transfer-encoding', 'upgrade', 'sec-websocket-key', 'sec-websocket-version', 'sec-websocket-extensions',
+/** A caller may not set the transport's headers (as the config may not), nor speak for a proxy or its client address. */
+const FORBIDDEN_HEADERS = new Set([...TRANSPORT_HEADERS,
   'proxy-authorization', 'forwarded', 'x-forwarded-for', 'x-forwarded-host', 'x-forwarded-proto', 'x-real-ip'])
 
 const bodySchema = z.strictObject({
