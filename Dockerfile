@@ -9,7 +9,7 @@
 # With no session configured the image runs the embedded demo (see docs/http-api.md).
 # It listens on 0.0.0.0, so it needs caller tokens (-e COMETD_BRIDGE_TOKEN=… or auth.tokens in a file) or an explicit
 # COMETD_BRIDGE_ALLOW_UNAUTHENTICATED=true; otherwise it refuses to start (exit 78). See docs/security.md.
-ARG NODE_VERSION=20
+ARG NODE_VERSION=24
 
 # ---- build: compile TypeScript (dev dependencies needed here only)
 FROM node:${NODE_VERSION}-bookworm-slim AS build
