@@ -60,7 +60,7 @@ t.test('Dockerfile - multi-stage, production deps only, non-root, health check, 
   t.match(healthCommand()[2], /\/healthz/)
   const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { dependencies: Record<string, string>, scripts: Record<string, string> }
   t.ok('faye' in pkg.dependencies, 'faye is a runtime dependency (the demo)')
-  t.equal(pkg.scripts.start, 'node dist/server/main.js', 'npm start runs the same entry as the image')
+  t.equal(pkg.scripts.start, 'exec node dist/server/main.js', 'npm start runs the same entry as the image (exec: npm\'s SIGTERM reaches the daemon)')
   for (const dir of ['node_modules', 'dist', '.git', 'test']) t.ok(dockerignore.includes(dir), `.dockerignore excludes ${dir}`)
 })
 
