@@ -30,6 +30,8 @@ import { consoleAuthHooks, consoleRoutes, loadConsoleAssets } from './http/route
 import { wsRoutes } from './http/routes/ws.js'
 import { openSessions } from './session/startup.js'
 import { LazyChildLogger } from './ops/lazy-log.js'
+import { installRequestLog } from './ops/request-log.js'
+import { watchUpstream } from './ops/upstream-log.js'
 
 export interface Bridge {
   readonly config: BridgeConfig
@@ -75,6 +77,7 @@ export async function buildApp (config: BridgeConfig, deps: AppDeps = {}): Promi
   const logger = deps.logger ?? createLogger(config.logLevel)
   const app: FastifyInstance = Fastify({
     loggerInstance: logger as FastifyBaseLogger,
+    disableRequestLogging: true, // one line per request, at its level: ops/request-log.ts
     bodyLimit: config.http.bodyLimitBytes,
     return503OnClosing: false,
     // HEAD on the SSE route would open a stream without a body: only the declared methods exist
@@ -121,7 +124,9 @@ export async function buildApp (config: BridgeConfig, deps: AppDeps = {}): Promi
       checkpointIntervalMs: config.checkpointIntervalMs
     }
     if (sessionConfig.replay?.enabled === true) checkDataDir(config.dataDir ?? DEFAULT_DATA_DIR)
-    sessions.set(name, new BridgeSession(name, sessionConfig, opts))
+    const session = new BridgeSession(name, sessionConfig, opts)
+    watchUpstream(session, log)
+    sessions.set(name, session)
   }
   app.decorate('bridge', bridge)
   // issue 7: before any route (it intercepts upgrades); streams end with their own shutdown frame (close 1001)
@@ -150,6 +155,7 @@ export async function buildApp (config: BridgeConfig, deps: AppDeps = {}): Promi
   })
 
   installErrorHandlers(app)
+  installRequestLog(app)
 
   app.addHook('onRequest', async (req, reply) => {
     if (!draining) return

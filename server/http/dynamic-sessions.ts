@@ -10,6 +10,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { z } from 'zod'
 import { forbidden } from './auth.js'
 import { DYNAMIC_SESSIONS_DEFAULTS, SESSION_DEFAULTS } from '../config-types.js'
+import { watchUpstream } from '../ops/upstream-log.js'
 import type { SessionConfig } from '../config-types.js'
 import { ErrorCode, HttpError } from '../errors.js'
 import type { AppLogger } from '../ops/logger.js'
@@ -121,6 +122,7 @@ export class DynamicSessions {
       log,
       ...(createClient !== undefined ? { createClient } : {})
     })
+    watchUpstream(session, log)
     const now = Date.now()
     this.#entries.set(name, { owner: p.id, ownerName: p.name, createdAt: now, lastActive: now })
     this.#deps.sessions.set(name, session)
