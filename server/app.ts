@@ -31,6 +31,7 @@ import { wsRoutes } from './http/routes/ws.js'
 import { openSessions } from './session/startup.js'
 import { LazyChildLogger } from './ops/lazy-log.js'
 import { installRequestLog } from './ops/request-log.js'
+import { installHead } from './http/head.js'
 import { watchUpstream } from './ops/upstream-log.js'
 
 export interface Bridge {
@@ -80,8 +81,8 @@ export async function buildApp (config: BridgeConfig, deps: AppDeps = {}): Promi
     disableRequestLogging: true, // one line per request, at its level: ops/request-log.ts
     bodyLimit: config.http.bodyLimitBytes,
     return503OnClosing: false,
-    // HEAD on the SSE route would open a stream without a body: only the declared methods exist
-    exposeHeadRoutes: false,
+    // HEAD wherever GET is; the stream route's HEAD is answered without opening a stream (http/head.ts)
+    exposeHeadRoutes: true,
     routerOptions: { maxParamLength: 2048 },
     // malformed URLs (bad %-escapes) are answered in the catalogue's shape too
     frameworkErrors: (err, _req, reply) => {
@@ -156,6 +157,7 @@ export async function buildApp (config: BridgeConfig, deps: AppDeps = {}): Promi
 
   installErrorHandlers(app)
   installRequestLog(app)
+  installHead(app)
 
   app.addHook('onRequest', async (req, reply) => {
     if (!draining) return
