@@ -6,7 +6,7 @@
  * requests with 503 `shutting_down`, and ends every SSE stream with `event: shutdown`; onClose then closes each
  * upstream client (sends /meta/disconnect) within shutdownTimeoutMs.
  */
-import Fastify from 'fastify'
+import Fastify, { LogController } from 'fastify'
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
 import type { BridgeConfig } from './config-types.js'
 import { ErrorCode, HttpError, installErrorHandlers, sendHttpError } from './errors.js'
@@ -78,7 +78,7 @@ export async function buildApp (config: BridgeConfig, deps: AppDeps = {}): Promi
   const logger = deps.logger ?? createLogger(config.logLevel)
   const app: FastifyInstance = Fastify({
     loggerInstance: logger as FastifyBaseLogger,
-    disableRequestLogging: true, // one line per request, at its level: ops/request-log.ts
+    logController: new LogController({ disableRequestLogging: true }), // one line per request, at its level: ops/request-log.ts
     bodyLimit: config.http.bodyLimitBytes,
     return503OnClosing: false,
     // HEAD wherever GET is; the stream route's HEAD is answered without opening a stream (http/head.ts)

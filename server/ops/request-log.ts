@@ -5,7 +5,7 @@
  *   5xx because of the upstream, capacity or shutdown (502, 503, 504)        → warn, with the reason
  *   500: a fault of our own                                                  → error, with the stack
  * Fastify's own request lines (`incoming request` / `request completed`, both at info) are turned off in app.ts
- * (`disableRequestLogging`): this hook replaces them. Streams (SSE, NDJSON, WebSocket) log their own open and
+ * (a LogController with `disableRequestLogging`): this hook replaces them. Streams (SSE, NDJSON, WebSocket) log their own open and
  * close lines; their requests are taken over by the stream and never finish here.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
