@@ -1,13 +1,14 @@
 /**
- * The package as a user gets it: `npm pack` (which builds), then `npm install ./cometd-bridge-x.y.z.tgz` in an
- * empty folder. There, `npx cometd-bridge` prints its version, help and effective config and runs the embedded
+ * The package as a user gets it: `npm pack`, then `npm install ./cometd-bridge-x.y.z.tgz` in an empty folder.
+ * The pack takes the repository's dist/ as `npm install`/`npm ci` built it (--ignore-scripts: rebuilding dist/
+ * here would rewrite files that other tests run at the same time; container.test.ts builds from the sources). There, `npx cometd-bridge` prints its version, help and effective config and runs the embedded
  * demo (ticks over SSE, stopped by SIGTERM to npx with nothing left behind), and
  * `import { Client } from 'cometd-bridge/client'` works from JavaScript and type-checks from TypeScript.
  *
  * npm runs for real here (dependencies come from npm's cache, or the registry): bounded generously.
  */
 import { execFile } from 'node:child_process'
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
@@ -44,7 +45,8 @@ t.teardown(() => { rmSync(work, { recursive: true, force: true }) })
 const app = join(work, 'app')
 
 t.before(async () => {
-  const packed = JSON.parse(await npm(['pack', '--json', '--pack-destination', work], ROOT, 180_000)) as Array<{ filename: string, files: Array<{ path: string }> }>
+  if (!existsSync(join(ROOT, 'dist/server/main.js'))) throw new Error('dist/ is missing: npm install (or npm run build) makes it')
+  const packed = JSON.parse(await npm(['pack', '--json', '--ignore-scripts', '--pack-destination', work], ROOT, 120_000)) as Array<{ filename: string, files: Array<{ path: string }> }>
   const tarball = join(work, packed[0]!.filename)
   mkdirSync(app)
   writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'uses-cometd-bridge', private: true, type: 'module' }))
