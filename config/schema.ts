@@ -177,7 +177,8 @@ export function defaultSession (url: string): SessionConfig {
   return sessionSchema.parse({ url })
 }
 
-/** `demo: auto` means the embedded demo upstream runs only when no session is configured. */
-export function isDemoEnabled (config: Pick<Config, 'demo' | 'sessions'>): boolean {
-  return config.demo === true || (config.demo === 'auto' && Object.keys(config.sessions).length === 0)
+/** `demo: auto` means the embedded demo upstream runs only when no session is configured, dynamic ones included. */
+export function isDemoEnabled (config: { demo: Config['demo'], sessions: object, dynamicSessions?: { enabled: boolean } | undefined }): boolean {
+  if (config.demo !== 'auto') return config.demo
+  return Object.keys(config.sessions).length === 0 && config.dynamicSessions?.enabled !== true
 }

@@ -7,7 +7,7 @@
  * requests with 503 `shutting_down`, and ends every stream with `event: shutdown`; onClose then closes each
  * upstream client (sends /meta/disconnect) within shutdownTimeoutMs.
  */
-import Fastify from 'fastify'
+import Fastify, { LogController } from 'fastify'
 import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import websocket from '@fastify/websocket'
 import type { Config } from '../config/index.js'
@@ -27,6 +27,7 @@ import { BridgeMetrics } from './ops/metrics.js'
 import type { BridgeSession, ClientFactory } from './session/bridge-session.js'
 import { SessionRegistry } from './session/registry.js'
 import { openSessions } from './session/startup.js'
+import { installRequestLog } from './ops/request-log.js'
 
 export interface Bridge {
   readonly config: Config
@@ -47,8 +48,8 @@ declare module 'fastify' {
     bridge: Bridge
   }
   interface FastifyContextConfig {
-    /** still answered while the bridge shuts down (probes and metrics) */
-    whileDraining?: boolean
+    /** a health, readiness or metrics probe: still answered while the bridge shuts down, logged at debug */
+    probe?: boolean
   }
 }
 
@@ -73,10 +74,11 @@ export async function buildApp (config: Config, deps: AppDeps = {}): Promise<Fas
   const logger = deps.logger ?? createLogger(config.logLevel)
   const app: FastifyInstance = Fastify({
     loggerInstance: logger as FastifyBaseLogger,
+    logController: new LogController({ disableRequestLogging: true }), // one line per request, at its level: ops/request-log.ts
     bodyLimit: config.http.bodyLimitBytes,
     return503OnClosing: false,
-    // HEAD on the SSE route would open a stream without a body: only the declared methods exist
-    exposeHeadRoutes: false,
+    // HEAD wherever GET is; the stream route's HEAD is answered without opening a stream (http/head.ts)
+    exposeHeadRoutes: true,
     routerOptions: { maxParamLength: 2048 },
     // malformed URLs (bad %-escapes) are answered in the catalogue's shape too
     frameworkErrors: (err, _req, reply) => {
@@ -100,6 +102,7 @@ export async function buildApp (config: Config, deps: AppDeps = {}): Promise<Fas
   })
   installJsonBody(app)
   installErrorHandlers(app)
+  installRequestLog(app)
   app.addHook('onRequest', async (req, reply) => refuseWhileDraining(bridge, req, reply))
   // authentication and authorization of every request, after the draining check, before any body is read
   const consoleAssets = loadConsoleAssets()
@@ -139,7 +142,7 @@ function createBridge (config: Config, sessions: SessionRegistry, metrics: Bridg
 }
 
 async function refuseWhileDraining (bridge: Bridge, req: FastifyRequest, reply: FastifyReply): Promise<FastifyReply | undefined> {
-  if (!bridge.draining || req.routeOptions.config?.whileDraining === true) return
+  if (!bridge.draining || req.routeOptions.config?.probe === true) return
   reply.header('Connection', 'close')
   return sendHttpError(reply, new HttpError(503, ErrorCode.SHUTTING_DOWN, 'The bridge is shutting down', { headers: { 'Retry-After': '1' } }))
 }

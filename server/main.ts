@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 /**
  * The daemon: load the config (exit 78 when invalid), start the embedded demo upstream when no session is
- * configured, build the app, listen, and shut down cleanly on SIGTERM/SIGINT within shutdownTimeoutMs.
+ * configured, build the app, listen, and shut down cleanly on SIGTERM/SIGINT (or when the npm that started it is
+ * gone) within shutdownTimeoutMs.
  */
 import { CONFIG_EXIT_CODE, loadConfig } from '../config/index.js'
 import { buildApp } from './app.js'
@@ -9,6 +10,7 @@ import type { Config } from '../config/index.js'
 import { baseUrlOf, demoBanner, startDemoUpstream, wantsDemo, withDemoSession } from './demo/demo.js'
 import type { DemoUpstream } from './demo/demo.js'
 import type { FastifyInstance } from 'fastify'
+import { watchLauncher } from './ops/launcher.js'
 import { createLogger } from './ops/logger.js'
 import type { AppLogger } from './ops/logger.js'
 import { releaseStartupGarbage } from './session/startup.js'
@@ -47,7 +49,7 @@ async function main (): Promise<void> {
   }
   const addr = app.server.address()
   const port = typeof addr === 'object' && addr !== null ? addr.port : config.listen.port
-  logger.info({ host: config.listen.host, port, sessions: Object.keys(config.sessions) }, 'cometd-bridge listening')
+  logger.info({ host: config.listen.host, port, sessions: Object.keys(config.sessions), console: `${baseUrlOf(config.listen.host, port)}/` }, 'cometd-bridge listening')
   if (demo !== null) process.stderr.write(demoBanner(baseUrlOf(config.listen.host, port)))
   // the start-up burst's garbage would stay in the old space of an idle daemon: collect it once
   void app.bridge.started.then(async () => {
@@ -88,6 +90,7 @@ function stopOnSignals (app: FastifyInstance, demo: DemoUpstream | null, shutdow
   }
   process.on('SIGTERM', () => { stop('SIGTERM') })
   process.on('SIGINT', () => { stop('SIGINT') })
+  watchLauncher(process.env, () => { stop('launcher exited') })
 }
 
 function ensureNewline (text: string): string {

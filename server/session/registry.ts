@@ -8,6 +8,7 @@ import { checkDataDir } from '../event-log/checkpoint.js'
 import { LazyChildLogger } from '../ops/lazy-log.js'
 import type { AppLogger } from '../ops/logger.js'
 import type { BridgeMetrics } from '../ops/metrics.js'
+import { watchUpstream } from '../ops/upstream-log.js'
 import { BridgeSession } from './bridge-session.js'
 import type { ClientFactory } from './bridge-session.js'
 
@@ -37,14 +38,16 @@ export class SessionRegistry {
   create (name: string, sessionConfig: SessionConfig): BridgeSession {
     const { config, metrics, logger, createClient } = this.#o
     if (sessionConfig.replay.enabled) checkDataDir(config.dataDir)
+    const log = new LazyChildLogger(logger, { session: name })
     const session = new BridgeSession(name, sessionConfig, {
       sse: config.sse,
       metrics,
-      log: new LazyChildLogger(logger, { session: name }),
+      log,
       ...(createClient !== undefined ? { createClient } : {}),
       dataDir: config.dataDir,
       checkpointIntervalMs: config.checkpointIntervalMs
     })
+    watchUpstream(session, log)
     this.#sessions.set(name, session)
     return session
   }

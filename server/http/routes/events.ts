@@ -3,7 +3,8 @@
  * With `Accept: application/x-ndjson` the same stream as one JSON object per line (sinks.ts, frames.ts).
  */
 import type { FastifyPluginAsync } from 'fastify'
-import { HttpSink } from '../../hub/sinks.js'
+import { SSE_HEADERS } from '../../frames.js'
+import { HttpSink, NDJSON_HEADERS } from '../../hub/sinks.js'
 import { requestChannels } from '../channel-rules.js'
 import { getSession, lastEventIdOf, requireCallerSlot, sessionParams, subscribeWaitMs } from './common.js'
 
@@ -28,12 +29,17 @@ export const eventsRoutes: FastifyPluginAsync = async (app) => {
   }, async (req, reply) => {
     const session = getSession(app, req.params.name)
     const patterns = requestChannels(req)
+    const accept = req.headers.accept
+    const format = typeof accept === 'string' && /application\/x-ndjson/i.test(accept) ? 'ndjson' : 'sse'
+    // HEAD (exposeHeadRoutes runs this handler): the stream's headers, after the same checks, and no stream
+    if (req.method === 'HEAD') {
+      const { Connection: _connection, ...headers } = format === 'ndjson' ? NDJSON_HEADERS : SSE_HEADERS
+      return reply.code(200).headers(headers).send()
+    }
     requireCallerSlot(app)
     const header = req.headers['last-event-id']
     const query = req.query.lastEventId
     const lastEventId = lastEventIdOf(typeof header === 'string' && header !== '' ? header : Array.isArray(query) ? query[0] : query)
-    const accept = req.headers.accept
-    const format = typeof accept === 'string' && /application\/x-ndjson/i.test(accept) ? 'ndjson' : 'sse'
     const result = await session.attach(new HttpSink(reply.raw, format), patterns, lastEventId, subscribeWaitMs(app.bridge.config.http))
     if ('error' in result) throw result.error
     reply.hijack()

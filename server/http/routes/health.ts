@@ -4,12 +4,12 @@ import { ErrorCode } from '../../errors.js'
 
 export const healthRoutes: FastifyPluginAsync = async (app) => {
   app.get('/healthz', {
-    config: { access: 'open', whileDraining: true },
+    config: { access: 'open', probe: true },
     schema: { summary: 'Liveness: the process answers' }
   }, async () => ({ status: 'ok', uptimeSeconds: Math.round(process.uptime()) }))
 
   app.get('/readyz', {
-    config: { access: 'open', whileDraining: true },
+    config: { access: 'open', probe: true },
     schema: { summary: 'Readiness: every session connected upstream with its permanent subscriptions' }
   }, async (_req, reply) => {
     const sessions: Record<string, { ready: boolean, reason?: string }> = {}
@@ -29,7 +29,7 @@ export const healthRoutes: FastifyPluginAsync = async (app) => {
   })
 
   app.get('/metrics', {
-    config: { access: 'metrics', public: 'metrics', whileDraining: true },
+    config: { access: 'metrics', public: 'metrics', probe: true },
     schema: { summary: 'Prometheus metrics' }
   }, async (_req, reply) => {
     const registry = app.bridge.metrics.registry

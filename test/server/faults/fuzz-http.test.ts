@@ -124,7 +124,7 @@ async function check (app: FastifyInstance, r0: Req, tally: Tally): Promise<stri
     return null
   }
   const text = await withDeadline(readAll(res), 15_000, 'body')
-  if (r.method === 'HEAD') return res.statusCode >= 400 && res.statusCode < 500 && type.startsWith('application/json') ? null : `HEAD → ${res.statusCode} ${type}`
+  if (r.method === 'HEAD') return text === '' && (res.statusCode < 500 || [502, 503, 504].includes(res.statusCode)) ? null : `HEAD → ${res.statusCode} ${type} with ${text.length} bytes of body`
   if (res.statusCode >= 500 && res.statusCode !== 503 && res.statusCode !== 502 && res.statusCode !== 504) return `${res.statusCode} ${text.slice(0, 300)}`
   if (res.statusCode >= 400) {
     let json: { error?: unknown, message?: unknown }
