@@ -77,7 +77,7 @@ export async function buildApp (config: Config, deps: AppDeps = {}): Promise<Fas
     logController: new LogController({ disableRequestLogging: true }), // one line per request, at its level: ops/request-log.ts
     bodyLimit: config.http.bodyLimitBytes,
     return503OnClosing: false,
-    // HEAD wherever GET is; the stream route's HEAD is answered without opening a stream (http/head.ts)
+    // HEAD wherever GET is; the stream route answers its HEAD without opening a stream (routes/events.ts)
     exposeHeadRoutes: true,
     routerOptions: { maxParamLength: 2048 },
     // malformed URLs (bad %-escapes) are answered in the catalogue's shape too
