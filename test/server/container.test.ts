@@ -11,7 +11,7 @@
  *   compose configuration serve ticks, the HEALTHCHECK command passes, SIGTERM stops both, nothing was written
  *   outside the data folder.
  */
-import { execFile } from 'node:child_process'
+import { execFile, spawnSync } from 'node:child_process'
 import { chmodSync, chownSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -160,9 +160,11 @@ t.test('the image layout, from the Dockerfile\'s COPY lines and npm pack, runs a
   const data = join(work, 'data')
   mkdirSync(data)
   // as the image's user: when this test is root, an unprivileged uid that may write the data folder only
-  const user = process.getuid?.() === 0 ? { uid: 65534, gid: 65534 } : undefined
+  // (and only when that uid can run this node binary and read the layout: a private checkout or TMPDIR hides them)
+  const nobody = { uid: 65534, gid: 65534 }
+  const user = process.getuid?.() === 0 && spawnSync(process.execPath, ['-e', 'require("./package.json")'], { ...nobody, cwd: app, stdio: 'ignore' }).status === 0 ? nobody : undefined
   if (user !== undefined) chownSync(data, user.uid, user.gid)
-  t.comment(user !== undefined ? 'running as uid 65534: the app files are root\'s, read-only' : 'not root: running as this user')
+  t.comment(user !== undefined ? 'running as uid 65534: the app files are root\'s, read-only' : `running as this user (uid ${process.getuid?.() ?? '?'}): uid 65534 cannot be used here`)
   const before = listFiles(app)
 
   const base = { ...cleanEnv(), ...imageEnvAt(app) }
