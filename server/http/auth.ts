@@ -191,7 +191,7 @@ function routeAccess (req: FastifyRequest): RouteAccess {
 function isPublic (req: FastifyRequest, cfg: AuthConfig): boolean {
   const opened = req.routeOptions.config?.public
   if (opened === 'metrics') return cfg.public.metrics
-  return opened === 'sessions' && cfg.public.sessions && req.method === 'GET'
+  return opened === 'sessions' && cfg.public.sessions && (req.method === 'GET' || req.method === 'HEAD')
 }
 
 export interface AuthHooks {

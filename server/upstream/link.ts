@@ -246,7 +246,8 @@ export class UpstreamLink {
       delay = Math.max(delay, this.reliable.limitOpenDelay())
       this.reliable.noteLimit(err, delay)
     }
-    this.#o.log.warn({ err, attempt: this.#backoff.attempt, retryInMs: delay }, 'upstream open failed')
+    // the upstream's trouble, not ours: the reason without a stack
+    this.#o.log.warn({ error: errorText(err), code: this.lastError?.code, attempt: this.#backoff.attempt, retryInMs: delay }, 'upstream open failed')
     this.#scheduleOpen(delay)
   }
 
@@ -259,7 +260,8 @@ export class UpstreamLink {
 
   #onState (e: StateChange): void {
     if (e.error !== undefined) this.#setError(e.error)
-    this.#o.log.info({ from: e.from, to: e.to, reason: e.reason, delayMs: e.delayMs }, 'upstream state')
+    // every transition at debug: a lost connection and its return are logged once each (ops/upstream-log.ts)
+    this.#o.log.debug({ from: e.from, to: e.to, reason: e.reason, delayMs: e.delayMs }, 'upstream state')
     if (e.to === 'reconnecting' && typeof e.delayMs === 'number') this.#nextOpenAt = Date.now() + e.delayMs
     if (e.to === 'connected') {
       this.#nextOpenAt = null
