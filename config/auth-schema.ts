@@ -51,6 +51,8 @@ export const JWT_ALGORITHMS = [...JWT_HMAC_ALGORITHMS, 'RS256', 'RS384', 'RS512'
   'ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519'] as const
 /** Key types a PEM public key may have (their algorithms: server/http/jwt.ts). */
 const PUBLIC_KEY_TYPES = new Set(['rsa', 'rsa-pss', 'ec', 'ed25519', 'ed448'])
+/** The curves of ES256, ES384, ES512 (OpenSSL names). */
+const JWT_EC_CURVES = ['prime256v1', 'secp384r1', 'secp521r1']
 /** RFC 7518 §3.2: an HMAC key at least as long as the hash (32 bytes for HS256). */
 export const MIN_JWT_SECRET_BYTES = 32
 
@@ -68,6 +70,8 @@ function publicKeyFileProblem (file: string): string | null {
   try {
     const key = createPublicKey(text)
     if (!PUBLIC_KEY_TYPES.has(key.asymmetricKeyType ?? '')) return `unsupported key type ${String(key.asymmetricKeyType)} (RSA, RSA-PSS, EC, Ed25519 or Ed448)`
+    const curve = key.asymmetricKeyDetails?.namedCurve
+    if (key.asymmetricKeyType === 'ec' && !JWT_EC_CURVES.includes(String(curve))) return `unsupported EC curve ${String(curve)} (P-256, P-384 or P-521)`
     return null
   } catch {
     return 'is not a PEM public key or certificate (-----BEGIN PUBLIC KEY-----)'

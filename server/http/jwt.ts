@@ -159,6 +159,7 @@ export class JwtVerifier {
   readonly #key: Key
   readonly #options: JWTVerifyOptions
   readonly #defaultSessions: readonly string[]
+  readonly #toleranceMs: number
 
   /** Reads the key file now (synchronously, at start-up); the key set is fetched on the first token. */
   constructor (config: JwtConfig) {
@@ -175,6 +176,7 @@ export class JwtVerifier {
     }
     this.onExpiry = config.onExpiry
     this.#defaultSessions = [...config.defaultSessions]
+    this.#toleranceMs = config.clockToleranceSec * 1000
   }
 
   /** The principal of a valid token; rejects with an HttpError (401 with a reason, 503 when the key set is unreachable). */
@@ -185,7 +187,7 @@ export class JwtVerifier {
       const { payload } = typeof this.#key === 'function'
         ? await jwtVerify(token, this.#key, this.#options)
         : await jwtVerify(token, this.#key, this.#options)
-      return principalFromClaims(payload, token, this.#defaultSessions, (this.#options.clockTolerance as number) * 1000)
+      return principalFromClaims(payload, token, this.#defaultSessions, this.#toleranceMs)
     } catch (err) {
       throw toHttpError(err)
     }

@@ -33,7 +33,7 @@ function wantsNdjson (req: FastifyRequest): boolean {
 }
 
 /** Calls `fire` at `at` (epoch ms); returns the cancel function. The timer never holds the process. */
-function at (when: number, fire: () => void): () => void {
+function callAt (when: number, fire: () => void): () => void {
   let timer: NodeJS.Timeout
   const arm = (): void => {
     const delay = when - Date.now()
@@ -89,7 +89,7 @@ export function installStreamExpiry (app: FastifyInstance): void {
       else endSocket(sockets.get(req.raw), req.raw, frame.bytes('ws'))
     }
     if (route === WS_ROUTE) expiring.add(req.raw)
-    const cancel = at(expiresAt, fire)
+    const cancel = callAt(expiresAt, fire)
     req.raw.socket.once('close', cancel)
     if (route === SSE_ROUTE) reply.raw.once('close', cancel)
   })

@@ -4,6 +4,7 @@
  * Mercure's shape), 401 with a reason for every bad token, 503 when the key set is unreachable, the in-band end
  * of streams at expiry (SSE, NDJSON, WebSocket) or not (`onExpiry: keep`), and the config checks.
  */
+import { generateKeyPairSync } from 'node:crypto'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import http from 'node:http'
 import { tmpdir } from 'node:os'
@@ -216,6 +217,9 @@ t.test('jwt - config: one key source, a long enough secret, a readable PEM key; 
   t.teardown(() => { rmSync(dir, { recursive: true, force: true }) })
   writeFileSync(join(dir, 'junk.pem'), 'not a key')
   t.match(errorsOf(parse({ publicKeyFile: join(dir, 'junk.pem') })), /auth\.jwt\.publicKeyFile.*not a PEM public key/)
+  const k1 = generateKeyPairSync('ec', { namedCurve: 'secp256k1' })
+  writeFileSync(join(dir, 'k1.pem'), k1.publicKey.export({ type: 'spki', format: 'pem' }))
+  t.match(errorsOf(parse({ publicKeyFile: join(dir, 'k1.pem') })), /auth\.jwt\.publicKeyFile.*unsupported EC curve secp256k1/)
   t.match(errorsOf(parse({ secret: SECRET, algorithms: ['RS256'] })), /auth\.jwt\.algorithms.*RS256 need a public key/)
   t.match(errorsOf(parse({ jwksUrl: 'ftp://x/jwks' })), /auth\.jwt\.jwksUrl/)
   t.match(errorsOf(parse({ secret: SECRET, onExpiry: 'later' })), /auth\.jwt\.onExpiry.*end or keep/)
