@@ -27,8 +27,9 @@ export function resolveProxySetting (setting: ProxySetting | undefined): Resolve
   let url: URL
   try {
     url = new URL(setting)
-  } catch (error) {
-    throw new ClientError('proxy must be a URL such as http://proxy.internal:3128, "env" or false', { cause: error })
+  } catch {
+    // no cause: the URL parser's error carries the input, password included
+    throw new ClientError('proxy must be a URL such as http://proxy.internal:3128, "env" or false')
   }
   if ((url.protocol !== 'http:' && url.protocol !== 'https:') || url.hostname === '') {
     throw new ClientError(`proxy must be an http: or https: URL with a host (got ${url.protocol}//)`)
@@ -61,11 +62,10 @@ export function proxyFor (setting: ResolvedProxy, target: URL, env: Env = proces
   const name = names.find((n) => env[n] !== undefined)
   const value = name === undefined ? '' : env[name]!.trim()
   if (value === '' || bypassesProxy(env.no_proxy ?? env.NO_PROXY ?? '', target)) return null
+  let url: ResolvedProxy = null
   try {
-    const url = resolveProxySetting(value)
-    if (url instanceof URL) return url
-    throw new ClientError('not a URL')
-  } catch (error) {
-    throw new ClientError(`${name!} must be an http: or https: proxy URL such as http://proxy.internal:3128`, { cause: error })
-  }
+    url = resolveProxySetting(value)
+  } catch {}
+  if (url instanceof URL) return url
+  throw new ClientError(`${name!} must be an http: or https: proxy URL such as http://proxy.internal:3128`)
 }
