@@ -10,7 +10,7 @@ export { Extension, AuthExtension } from './extensions.js'
 export type { Headers } from './extensions.js'
 export {
   CometdError, ClientError, ClientInvalidOperation, TransportError, TransportTimeoutError,
-  TransportConnectionClosed, ServerError, HttpStatusError, MessageEncodingError, MessageTooLargeError, WebSocketUpgradeError, parseBayeuxError
+  TransportConnectionClosed, ServerError, HttpStatusError, MessageEncodingError, MessageTooLargeError, WebSocketUpgradeError, ProxyError, parseBayeuxError
 } from './errors.js'
 export type { BayeuxErrorFields } from './errors.js'
 export { ClientState } from './events.js'

@@ -83,6 +83,12 @@ export interface ClientOptions {
   ack?: boolean
   /** Extra fields merged into the handshake message (e.g. `{ ext: { … } }`); kept for re-handshakes. */
   handshakeProps?: Record<string, unknown>
+  /**
+   * Reach the server through an HTTP(S) proxy (a CONNECT tunnel, both transports): its URL, credentials allowed
+   * (`http://user:pass@proxy.internal:3128`), `'env'` to follow HTTPS_PROXY / HTTP_PROXY / NO_PROXY, or false.
+   * Default false: connect directly, whatever the environment says.
+   */
+  proxy?: string | false
 }
 
 export const DEFAULTS = {

@@ -29,6 +29,7 @@ import type { CurrentAdvice, ResolvedOptions } from './session-options.js'
 import { LongPollingTransport } from './transport/long-polling.js'
 import { SessionCookieJar } from './transport/transport.js'
 import type { Transport, TransportContext } from './transport/transport.js'
+import { proxyFor } from './proxy.js'
 import { WebSocketTransport } from './transport/websocket.js'
 
 export type { Outgoing } from './outgoing.js'
@@ -482,6 +483,7 @@ export class BayeuxSession extends EventEmitter<ClientEvents> {
     const self = this
     return {
       url: new URL(this.url),
+      proxy: proxyFor(this.options.proxy, new URL(this.url)),
       cookies: this.#cookies,
       tls: this.options.tls,
       logger: this.logger,

@@ -48,6 +48,11 @@ export const DEFAULT_DEEP_RESUME_MAX_CLIENTS = 1
 export const DEFAULT_DEEP_RESUME_TIMEOUT_MS = 120_000
 export const DEFAULT_TOKEN_TIMEOUT_MS = 10_000
 
+// JWT callers, CORS
+export const DEFAULT_JWT_CLOCK_TOLERANCE_SEC = 30
+export const DEFAULT_JWKS_CACHE_MAX_AGE_SEC = 600
+export const DEFAULT_CORS_MAX_AGE_SEC = 600
+
 /** Inclusive [min, max] of every integer option. */
 export const LIMITS = {
   port: [0, 65_535],
@@ -71,5 +76,8 @@ export const LIMITS = {
   checkpointIntervalMs: [0, 60_000],
   deepResumeMaxClients: [0, 100],
   deepResumeTimeoutMs: [1_000, 3_600_000],
-  tokenTimeoutMs: [100, 600_000]
+  tokenTimeoutMs: [100, 600_000],
+  clockToleranceSec: [0, 3_600],
+  jwksCacheMaxAgeSec: [1, 86_400],
+  maxAgeSec: [0, 86_400]
 } as const satisfies Record<string, readonly [number, number]>

@@ -32,7 +32,9 @@ export {
   type TokenConfig,
   type DynamicSessionsConfig,
   type ReplayConfig,
-  type UpstreamAuthConfig
+  type UpstreamAuthConfig,
+  type JwtConfig,
+  type CorsConfig
 } from './schema.js'
 export { formatIssues, formatPath, type ConfigIssue } from './issues.js'
 export { redactConfig, redactUrl, REDACTED } from './redact.js'

@@ -28,6 +28,7 @@ import type { BridgeSession, ClientFactory } from './session/bridge-session.js'
 import { SessionRegistry } from './session/registry.js'
 import { openSessions } from './session/startup.js'
 import { installRequestLog } from './ops/request-log.js'
+import { registerCors } from './http/cors.js'
 
 export interface Bridge {
   readonly config: Config
@@ -100,6 +101,8 @@ export async function buildApp (config: Config, deps: AppDeps = {}): Promise<Fas
       this.websocketServer.close(() => { done() })
     }
   })
+  // before authentication: preflights carry no token
+  await registerCors(app, config.http.cors)
   installJsonBody(app)
   installErrorHandlers(app)
   installRequestLog(app)

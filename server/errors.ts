@@ -33,7 +33,8 @@ export const ErrorCode = {
   INVALID_URL: 'invalid_url',
   TOO_MANY_SESSIONS: 'too_many_sessions',
   NOT_DELETABLE: 'not_deletable',
-  TOO_MANY_REQUESTS: 'too_many_requests'
+  TOO_MANY_REQUESTS: 'too_many_requests',
+  AUTH_UNAVAILABLE: 'auth_unavailable'
 } as const
 export type ErrorCode = typeof ErrorCode[keyof typeof ErrorCode]
 

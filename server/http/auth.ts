@@ -23,6 +23,8 @@ import { channelMatches, patternCovers } from '../channels.js'
 import type { AuthConfig, TokenConfig } from '../../config/index.js'
 import { ErrorCode, HttpError } from '../errors.js'
 import { requestChannels } from './channel-rules.js'
+import { JwtVerifier } from './jwt.js'
+import { installStreamExpiry } from './stream-expiry.js'
 
 export interface Principal {
   /** stable identity (owner of dynamic sessions): `#<index>` of the token entry, or `anonymous` */
@@ -38,6 +40,8 @@ export interface Principal {
   readonly console: boolean
   readonly metrics: boolean
   readonly createSessions: boolean
+  /** a JWT's `exp`, epoch ms: streams opened with it end then (jwt.ts, stream-expiry.ts) */
+  readonly expiresAt?: number
 }
 
 /** What a route requires beyond a valid token; routes may declare it as `config: { access }`. */
@@ -84,16 +88,19 @@ interface Entry { digest: Buffer, principal: Principal }
 export class AccessControl {
   readonly config: AuthConfig
   readonly #entries: Entry[]
+  /** callers with a signed JWT (auth.jwt), tried when a token matches no entry */
+  readonly jwt: JwtVerifier | null
   /** owner (principal id) of a dynamic session, undefined for configured (or unknown) sessions */
   ownerOf: (session: string) => string | undefined = () => undefined
 
   constructor (config: AuthConfig) {
     this.config = config
     this.#entries = this.config.tokens.map((t, i) => ({ digest: digestOf(t), principal: principalOf(t, i) }))
+    this.jwt = this.config.jwt !== undefined ? new JwtVerifier(this.config.jwt) : null
   }
 
-  /** true when tokens are configured (every request needs one) */
-  get required (): boolean { return this.#entries.length > 0 }
+  /** true when tokens (or JWTs) are configured (every request needs one) */
+  get required (): boolean { return this.#entries.length > 0 || this.jwt !== null }
 
   /** The principal of a presented token, or null. Constant-time in the token; every entry is compared. */
   authenticate (token: string): Principal | null {
@@ -209,7 +216,7 @@ export function installAuth (app: FastifyInstance, access: AccessControl, hooks:
     const need = routeAccess(req)
     if (need === 'open' || isPublic(req, cfg)) return
     try {
-      const principal = authenticateRequest(req, access)
+      const principal = await authenticateRequest(req, access)
       req.principal = principal
       authorize(req, principal, need, access)
     } catch (err) {
@@ -217,9 +224,11 @@ export function installAuth (app: FastifyInstance, access: AccessControl, hooks:
       throw err
     }
   })
+  // after the hook above: it reads the principal
+  if (access.jwt?.onExpiry === 'end') installStreamExpiry(app)
 }
 
-function authenticateRequest (req: FastifyRequest, access: AccessControl): Principal {
+function authenticateRequest (req: FastifyRequest, access: AccessControl): Principal | Promise<Principal> {
   const cfg = access.config
   if (!access.required) {
     if (!cfg.allowUnauthenticated) {
@@ -250,8 +259,9 @@ function authenticateRequest (req: FastifyRequest, access: AccessControl): Princ
   }
   if (token === null) throw unauthorized('A token is required: Authorization: Bearer <token>', false)
   const principal = access.authenticate(token)
-  if (principal === null) throw unauthorized('Invalid token', true)
-  return principal
+  if (principal !== null) return principal
+  if (access.jwt !== null) return access.jwt.authenticate(token)
+  throw unauthorized('Invalid token', true)
 }
 
 function authorize (req: FastifyRequest, p: Principal, need: RouteAccess, access: AccessControl): void {

@@ -10,6 +10,8 @@ export interface SessionGaugeSource {
   readonly callerCount: number
   readonly upstreamSubscriptionCount: number
   readonly bufferedCount: number
+  /** the session's streaming callers (their queues, at scrape time) */
+  readonly hub: { callers: () => Iterable<{ readonly queuedBytes: number }> }
 }
 
 export const UPSTREAM_STATES = ['disconnected', 'handshaking', 'connecting', 'connected', 'reconnecting', 'disconnecting'] as const
@@ -51,6 +53,8 @@ export class BridgeMetrics {
     perSession('cometd_bridge_upstream_connected', '1 when the upstream session is connected', (s) => s.state === 'connected' ? 1 : 0)
     perSession('cometd_bridge_upstream_subscriptions', 'Upstream subscriptions held (permanent and caller-driven)', (s) => s.upstreamSubscriptionCount)
     perSession('cometd_bridge_buffered_messages', 'Messages held in the resume buffer', (s) => s.bufferedCount)
+    perSession('cometd_bridge_caller_queue_bytes', 'Bytes queued to streaming callers, not yet taken by their sockets (sum over the session\'s callers)', (s) => queued(s).sum)
+    perSession('cometd_bridge_caller_queue_max_bytes', 'The largest queue of one streaming caller (a caller is dropped as slow beyond sse.maxQueueBytes)', (s) => queued(s).max)
     new Gauge({
       name: 'cometd_bridge_upstream_state',
       help: 'Upstream client state (1 for the current state)',
@@ -65,4 +69,14 @@ export class BridgeMetrics {
     })
     if (defaultMetrics) collectDefaultMetrics({ register: this.registry, prefix: 'cometd_bridge_' })
   }
+}
+
+function queued (source: SessionGaugeSource): { sum: number, max: number } {
+  let sum = 0
+  let max = 0
+  for (const caller of source.hub.callers()) {
+    sum += caller.queuedBytes
+    if (caller.queuedBytes > max) max = caller.queuedBytes
+  }
+  return { sum, max }
 }

@@ -16,6 +16,7 @@ import { mapUpstreamError, unavailable } from './errors.js'
 import { isLimitError, SessionReliability } from './reliability.js'
 import { UpstreamSubscriptions } from './subscriptions.js'
 import type { Listener, Outcome } from './subscriptions.js'
+import { clientProxy } from '../upstream-proxy.js'
 
 export type ClientFactory = (url: string, options: ClientOptions) => Client
 
@@ -226,6 +227,7 @@ export class UpstreamLink {
     }
     if (config.tls !== undefined && config.tls !== null) clientOptions.tls = config.tls as ClientOptions['tls']
     if (config.maxBatchBytes !== undefined) clientOptions.maxBatchBytes = config.maxBatchBytes
+    clientOptions.proxy = clientProxy(config.proxy)
     return (this.#o.createClient ?? ((url, opts) => new Client(url, opts)))(config.url, clientOptions)
   }
 

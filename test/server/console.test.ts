@@ -10,8 +10,7 @@
  *
  * Skipped (with the reason) only when /usr/bin/chromium is missing: .ci/run installs it.
  */
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import t from 'tap'
 import type { Test } from 'tap'
@@ -19,17 +18,16 @@ import { startDemoUpstream, withDemoSession } from '../../server/demo/demo.js'
 import { defaultConfig } from '../../config/index.js'
 import { waitFor } from '../helpers/wait.js'
 import { makeConfig, startBridge, waitConnected } from './fixtures/bridge.js'
-import type { Teardown } from './fixtures/bridge.js'
 import { tokenEntry } from './fixtures/callers.js'
+import { chromiumSkip, launchChromium } from './fixtures/chromium.js'
 import { ROOT } from './fixtures/spawn.js'
 
 const AUTH_DEFAULTS = defaultConfig().auth
 
-const CHROMIUM = '/usr/bin/chromium'
 const TOKEN = 'console-token-0123456789abcdef'
 t.setTimeout(180_000)
 
-const skip = existsSync(CHROMIUM) ? false : `${CHROMIUM} is not installed (apt-get install -y chromium; .ci/run does it)`
+const skip = chromiumSkip
 
 // page functions run in the browser: minimal declarations keep this file free of the DOM lib
 declare const document: any, localStorage: any, sessionStorage: any, location: any, requestAnimationFrame: (fn: () => void) => void
@@ -37,7 +35,7 @@ declare const document: any, localStorage: any, sessionStorage: any, location: a
 const ARTIFACTS = join(ROOT, '.tap', 'artifacts')
 const VIEWPORTS = [{ width: 1280, height: 800 }, { width: 390, height: 844 }, { width: 360, height: 740 }]
 
-type Page = Awaited<ReturnType<Awaited<ReturnType<typeof launch>>['newPage']>>
+type Page = Awaited<ReturnType<Awaited<ReturnType<typeof launchChromium>>['newPage']>>
 
 /** Elements outside the viewport's width, sideways scrolling, a page narrower than the screen (up to 1600 px). */
 async function layoutProblems (page: Page, selectors: string): Promise<string[]> {
@@ -72,23 +70,6 @@ async function checkLayouts (t: Test, page: Page, name: string, selectors = CONS
   await page.setViewportSize(VIEWPORTS[0]!)
 }
 
-async function launch (t: Teardown) {
-  const { chromium } = await import('playwright-core')
-  const profile = mkdtempSync(join(tmpdir(), 'bridge-chromium-'))
-  const context = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync', '--disable-dev-shm-usage'],
-    timeout: 60_000
-  })
-  t.teardown(async () => {
-    await context.close().catch(() => {})
-    rmSync(profile, { recursive: true, force: true })
-  })
-  return context
-}
-
 t.test('console - in headless Chromium: login, live state, EventSource ticks and resume, publish', { skip }, async (t) => {
   const demo = await startDemoUpstream({ tickMs: 250 })
   t.teardown(demo.close)
@@ -102,7 +83,7 @@ t.test('console - in headless Chromium: login, live state, EventSource ticks and
   await waitConnected(app)
 
   const started = Date.now()
-  const context = await launch(t)
+  const context = await launchChromium(t)
   const page = context.pages()[0] ?? await context.newPage()
   t.comment(`chromium started in ${Date.now() - started} ms`)
   const cspViolations: string[] = []
@@ -174,7 +155,7 @@ t.test('console - no tokens configured: the page directly; sessions, status even
   const port = demo.port
   const { app, base } = await startBridge(t, withDemoSession(makeConfig({}, { sse: { retryMs: 300 } }), demo.url))
   await waitConnected(app)
-  const context = await launch(t)
+  const context = await launchChromium(t)
   const page = context.pages()[0] ?? await context.newPage()
   const pageErrors: string[] = []
   page.on('pageerror', (e) => { pageErrors.push(String(e)) })
