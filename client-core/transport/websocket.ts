@@ -69,20 +69,7 @@ export class WebSocketTransport implements Transport {
   }
 
   async #connect (headers: Headers, options: SendOptions): Promise<WebSocket> {
-    const ctx = this.#ctx
-    const cookie = await ctx.cookies.getCookieString(ctx.url.href)
-    const requestHeaders: Record<string, string> = { ...headers }
-    if (cookie !== '') requestHeaders.cookie = cookie
-    const handshakeTimeout = Math.min(options.timeoutMs, ctx.maxNetworkDelayMs)
-    const socket = new WebSocket(this.#wsUrl, {
-      headers: requestHeaders,
-      handshakeTimeout,
-      perMessageDeflate: false,
-      maxPayload: 64 * 1024 * 1024,
-      ...tlsConnectOptions(ctx.tls),
-      // through the proxy: the upgrade goes over a CONNECT tunnel (TLS inside it for https)
-      ...(ctx.proxy !== null ? { agent: new TunnelAgent(ctx.proxy, ctx.url.protocol === 'https:', handshakeTimeout) } : {})
-    })
+    const socket = await this.#newSocket(headers, options)
     return await new Promise<WebSocket>((resolve, reject) => {
       let settled = false
       const fail = (error: TransportError): void => {
@@ -101,27 +88,16 @@ export class WebSocketTransport implements Transport {
       options.signal.addEventListener('abort', onAbort, { once: true })
       socket.once('upgrade', (response: IncomingMessage) => {
         try {
-          if (ctx.url.protocol === 'https:') checkPin(ctx.tls, response.socket as TLSSocket)
+          this.#upgraded(response)
         } catch (error) {
           fail(error as TransportError)
-          return
-        }
-        const setCookie = response.headers['set-cookie']
-        for (const line of setCookie ?? []) {
-          ctx.cookies.setCookie(line, ctx.url.href, { ignoreError: true }).catch(() => {})
         }
       })
       socket.once('unexpected-response', (_request, response: IncomingMessage) => {
         response.resume()
         fail(new WebSocketUpgradeError(response.statusCode ?? 0))
       })
-      socket.once('error', (error: Error) => {
-        if (error instanceof ProxyError) { fail(error); return }
-        const timedOut = /timed out|timeout/i.test(error.message)
-        fail(timedOut
-          ? new TransportTimeoutError('WebSocket opening handshake timed out', { cause: error })
-          : new TransportError(`WebSocket connection failed: ${error.message}`, { cause: error }))
-      })
+      socket.once('error', (error: Error) => { fail(openError(error)) })
       socket.once('open', () => {
         if (settled) return
         settled = true
@@ -131,6 +107,33 @@ export class WebSocketTransport implements Transport {
         resolve(socket)
       })
     })
+  }
+
+  /** The socket, connecting: the session's cookies on the upgrade, its TLS options, through its proxy when it has one. */
+  async #newSocket (headers: Headers, options: SendOptions): Promise<WebSocket> {
+    const ctx = this.#ctx
+    const cookie = await ctx.cookies.getCookieString(ctx.url.href)
+    const requestHeaders: Record<string, string> = { ...headers }
+    if (cookie !== '') requestHeaders.cookie = cookie
+    const handshakeTimeout = Math.min(options.timeoutMs, ctx.maxNetworkDelayMs)
+    return new WebSocket(this.#wsUrl, {
+      headers: requestHeaders,
+      handshakeTimeout,
+      perMessageDeflate: false,
+      maxPayload: 64 * 1024 * 1024,
+      ...tlsConnectOptions(ctx.tls),
+      // through the proxy: the upgrade goes over a CONNECT tunnel (TLS inside it for https)
+      ...(ctx.proxy !== null ? { agent: new TunnelAgent(ctx.proxy, ctx.url.protocol === 'https:', handshakeTimeout) } : {})
+    })
+  }
+
+  /** The upgrade answer: the certificate pin (throws), and the cookies it sets go into the session's jar. */
+  #upgraded (response: IncomingMessage): void {
+    const ctx = this.#ctx
+    if (ctx.url.protocol === 'https:') checkPin(ctx.tls, response.socket as TLSSocket)
+    for (const line of response.headers['set-cookie'] ?? []) {
+      ctx.cookies.setCookie(line, ctx.url.href, { ignoreError: true }).catch(() => {})
+    }
   }
 
   #adopt (socket: WebSocket): void {
@@ -265,4 +268,12 @@ export class WebSocketTransport implements Transport {
     timer.unref()
     socket.once('close', () => clearTimeout(timer))
   }
+}
+
+/** Why the socket could not open, as a transport error (a proxy's refusal keeps its own type). */
+function openError (error: Error): TransportError {
+  if (error instanceof ProxyError) return error
+  return /timed out|timeout/i.test(error.message)
+    ? new TransportTimeoutError('WebSocket opening handshake timed out', { cause: error })
+    : new TransportError(`WebSocket connection failed: ${error.message}`, { cause: error })
 }
