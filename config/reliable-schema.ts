@@ -32,7 +32,12 @@ export const replaySchema = z.strictObject({
 const nonEmpty = (what: string) => z.string({ error: `must be a string (${what})` })
   .refine((v) => v.trim() !== '', { error: `must not be empty (${what})` })
 
-const tokenUrl = z.string({ error: 'must be a URL' }).superRefine((value, ctx) => { httpUrl(value, ctx) })
+const tokenUrl = z.string({ error: 'must be a URL' }).superRefine((value, ctx) => {
+  const url = httpUrl(value, ctx)
+  if (url !== null && (url.username !== '' || url.password !== '')) {
+    ctx.addIssue({ code: 'custom', message: 'must not contain credentials (user:password@): give clientId and clientSecret' })
+  }
+})
 
 /** The upstream Bearer token: exactly one of tokenFile, tokenCommand, tokenUrl (+ clientId, refreshToken). */
 export const upstreamAuthSchema = z.strictObject({

@@ -7,6 +7,7 @@
  * upstream client (sends /meta/disconnect) within shutdownTimeoutMs.
  */
 import Fastify from 'fastify'
+import { redactText } from '../config/redact.js'
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
 import type { BridgeConfig } from './config-types.js'
 import { ErrorCode, HttpError, installErrorHandlers, sendHttpError } from './errors.js'
@@ -82,7 +83,9 @@ export async function buildApp (config: BridgeConfig, deps: AppDeps = {}): Promi
     routerOptions: { maxParamLength: 2048 },
     // malformed URLs (bad %-escapes) are answered in the catalogue's shape too
     frameworkErrors: (err, _req, reply) => {
-      void sendHttpError(reply, new HttpError(400, ErrorCode.BAD_REQUEST, err.message))
+      // Fastify's message quotes the whole URL, query (and a token in it) included
+      const message = err.code === 'FST_ERR_BAD_URL' ? 'The URL is not valid (a malformed percent-escape?)' : redactText(err.message)
+      void sendHttpError(reply, new HttpError(400, ErrorCode.BAD_REQUEST, message))
     }
   })
 

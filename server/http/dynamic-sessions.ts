@@ -16,7 +16,7 @@ import type { AppLogger } from '../ops/logger.js'
 import type { BridgeMetrics } from '../ops/metrics.js'
 import { BridgeSession } from '../session/bridge-session.js'
 import type { ClientFactory } from '../session/bridge-session.js'
-import { redactUrl } from '../session/view.js'
+import { redactUrl } from '../../config/redact.js'
 import { checkUpstreamUrl, parseAllowUrls } from './ssrf.js'
 
 export interface DynamicDeps {

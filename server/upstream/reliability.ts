@@ -9,7 +9,6 @@ import type { ClientOptions, StateChange } from '../../client-core/index.js'
 import type { SessionConfig } from '../config-types.js'
 import { ReplaySupport } from '../event-log/replay.js'
 import type { FallbackRecord, ReplayView } from '../event-log/replay.js'
-import { redactUrl } from '../session/view.js'
 import { TokenProvider } from './token.js'
 import type { TokenView } from './token.js'
 import { errorText } from './subscriptions.js'
@@ -137,9 +136,12 @@ export class SessionReliability {
   }
 }
 
-/** The URL recorded in checkpoints: no credentials, no query (tokens sometimes travel there). */
+/** The URL recorded in checkpoints: scheme, host and path — no credentials, no query (tokens sometimes travel there). */
 export function checkpointUrl (url: string): string {
-  const redacted = redactUrl(url)
-  const q = redacted.indexOf('?')
-  return q < 0 ? redacted : redacted.slice(0, q)
+  try {
+    const u = new URL(url)
+    return `${u.protocol}//${u.host}${u.pathname}`
+  } catch {
+    return '(invalid url)'
+  }
 }

@@ -14,6 +14,7 @@
  */
 import { spawn } from 'node:child_process'
 import { readFile } from 'node:fs/promises'
+import { REDACTED, redactText, redactUrl } from '../../config/redact.js'
 import { BearerAuth } from '../../client-core/index.js'
 
 export interface UpstreamAuthConfig {
@@ -53,8 +54,12 @@ const MAX_TOKEN_BYTES = 64 * 1024
 /** Several clients (the session and deep resumes) failing at once share one refresh. */
 const REFRESH_SHARE_MS = 1_000
 
+/** A token source failed. The message never holds a token, and URLs in it are redacted (a library may quote one). */
 export class TokenError extends Error {
   override readonly name = 'TokenError'
+  constructor (message: string) {
+    super(redactText(message))
+  }
 }
 
 export function tokenSourceKind (cfg: UpstreamAuthConfig): TokenSourceKind | null {
@@ -145,12 +150,22 @@ async function fromOAuth (cfg: UpstreamAuthConfig, timeoutMs: number): Promise<s
   let json: Record<string, unknown> = {}
   try { json = JSON.parse(text) as Record<string, unknown> } catch {}
   if (!res.ok) {
-    // OAuth error answers carry `error` and `error_description`, never a token
-    const detail = [json.error, json.error_description].filter((v) => typeof v === 'string').join(': ').slice(0, 200)
+    // OAuth error answers carry `error` and `error_description`; a careless endpoint may quote what it was sent
+    const detail = sentSecrets(cfg).reduce((text, secret) => text.replaceAll(secret, REDACTED),
+      [json.error, json.error_description].filter((v) => typeof v === 'string').join(': ')).slice(0, 200)
     throw new TokenError(`token request answered HTTP ${res.status}${detail !== '' ? ` (${detail})` : ''}`)
   }
   if (typeof json.access_token !== 'string') throw new TokenError('token answer has no access_token')
   return checkToken(json.access_token, 'token request')
+}
+
+/** What a token request sends that may be secret: the refresh token, the client secret, the token URL's query values. */
+function sentSecrets (cfg: UpstreamAuthConfig): string[] {
+  const out = [cfg.refreshToken, cfg.clientSecret]
+  try {
+    out.push(...new URL(cfg.tokenUrl ?? '').searchParams.values())
+  } catch {}
+  return out.filter((v): v is string => typeof v === 'string' && v.length >= 4)
 }
 
 /**
@@ -226,7 +241,7 @@ export class TokenProvider {
       this.stats.lastError = null
       return token
     } catch (err) {
-      const message = err instanceof TokenError ? err.message : `token source failed: ${(err as Error).message}`
+      const message = err instanceof TokenError ? err.message : redactText(`token source failed: ${(err as Error).message}`)
       this.stats.failures++
       this.stats.lastError = message
       this.#log.warn({ source: this.source, why, error: message }, 'upstream token not available')
@@ -254,7 +269,7 @@ export class TokenProvider {
     const s = this.stats
     return {
       source: this.source,
-      from: this.source === 'tokenFile' ? this.#cfg.tokenFile! : this.source === 'tokenCommand' ? 'command' : safeUrl(this.#cfg.tokenUrl!),
+      from: this.source === 'tokenFile' ? this.#cfg.tokenFile! : this.source === 'tokenCommand' ? 'command' : redactUrl(this.#cfg.tokenUrl!),
       fetches: s.fetches,
       refreshes: s.refreshes,
       failures: s.failures,
@@ -262,14 +277,5 @@ export class TokenProvider {
       lastRefreshAt: s.lastRefreshAt === 0 ? null : new Date(s.lastRefreshAt).toISOString(),
       lastError: s.lastError
     }
-  }
-}
-
-function safeUrl (url: string): string {
-  try {
-    const u = new URL(url)
-    return `${u.protocol}//${u.host}${u.pathname}`
-  } catch {
-    return '(invalid url)'
   }
 }
