@@ -139,8 +139,10 @@ export async function buildApp (config: BridgeConfig, deps: AppDeps = {}): Promi
 
   // Any content type is read as JSON text (curl -d sends form-urlencoded by default).
   app.removeAllContentTypeParsers()
-  app.addContentTypeParser('*', { parseAs: 'string' }, (_req, body, done) => {
+  app.addContentTypeParser('*', { parseAs: 'string' }, (req, body, done) => {
     const text = typeof body === 'string' ? body : body.toString('utf8')
+    // a DELETE carries no data, but clients send `Content-Type: application/json` with it anyway
+    if (text === '' && req.method === 'DELETE') { done(null, undefined); return }
     if (text.trim() === '') {
       done(new HttpError(400, ErrorCode.BAD_JSON, 'The request body must be a JSON value (the message data)'), undefined)
       return

@@ -227,10 +227,17 @@ export function installAuth (app: FastifyInstance, access: AccessControl, hooks:
       req.principal = principal
       authorize(req, principal, need, access)
     } catch (err) {
+      // a refused request must not cost its body: close instead of reading (draining) it for keep-alive
+      if (hasBody(req)) reply.header('Connection', 'close')
       if (err instanceof HttpError && need === 'console' && hooks.htmlRefusal?.(req, reply, err) === true) return reply
       throw err
     }
   })
+}
+
+function hasBody (req: FastifyRequest): boolean {
+  const length = req.headers['content-length']
+  return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0')
 }
 
 function authenticateRequest (req: FastifyRequest, access: AccessControl): Principal {
