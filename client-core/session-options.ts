@@ -3,7 +3,7 @@
  * merged over the defaults, and small predicates on replies and errors.
  */
 import { AckExtension } from './extensions/ack.js'
-import { ClientError, CometdError, TransportError } from './errors.js'
+import { ClientError, CometdError, HttpStatusError, ServerError, TransportError } from './errors.js'
 import type { AuthExtension, Extension } from './extensions.js'
 import { ALL_CONNECTION_TYPES, DEFAULTS } from './options.js'
 import type { ClientOptions, ConnectionType, HeadersOption, Logger, TlsOptions } from './options.js'
@@ -117,6 +117,12 @@ export function authFailure (reply: Message): boolean {
   if (unknownSession(reply) || limitError(reply)) return false
   if (/^401:/.test(error)) return true
   return /^403:/.test(error) && (reply.channel === '/meta/handshake' || reply.channel === '/meta/connect')
+}
+
+/** An HTTP 401/403, or an unsuccessful reply saying the credentials were refused. */
+export function credentialsRefused (error: unknown): boolean {
+  if (error instanceof HttpStatusError) return error.statusCode === 401 || error.statusCode === 403
+  return error instanceof ServerError && error.response !== null && authFailure(error.response)
 }
 
 export function toTransportError (error: unknown): CometdError {

@@ -10,7 +10,7 @@
 import { EventEmitter } from 'node:events'
 import { Backoff } from './backoff.js'
 import {
-  ClientError, ClientInvalidOperation, CometdError, HttpStatusError, ServerError, TransportError, WebSocketUpgradeError
+  ClientError, ClientInvalidOperation, CometdError, ServerError, TransportError, WebSocketUpgradeError
 } from './errors.js'
 import { ClientState } from './events.js'
 import type { ClientEvents, ClientStats, StateChange } from './events.js'
@@ -23,7 +23,7 @@ import { parsePayload } from './protocol/codec.js'
 import { isReply } from './protocol/message.js'
 import type { Message, Payload } from './protocol/message.js'
 import {
-  adviceFrom, authFailure, initialAdvice, limitError, resolveOptions, resolveUrl, silentLogger, unknownSession
+  adviceFrom, authFailure, credentialsRefused, initialAdvice, limitError, resolveOptions, resolveUrl, silentLogger, unknownSession
 } from './session-options.js'
 import type { CurrentAdvice, ResolvedOptions } from './session-options.js'
 import { LongPollingTransport } from './transport/long-polling.js'
@@ -384,7 +384,8 @@ export class BayeuxSession extends EventEmitter<ClientEvents> {
     if (maxInterval > 0 && now - (this.#downSince ?? now) + delay > timeout + interval + maxInterval) {
       this.#needHandshake = true // the server has surely expired the session by now
     }
-    if (error instanceof HttpStatusError && (error.statusCode === 401 || error.statusCode === 403) && this.options.auth !== null) {
+    // every refusal of the credentials is told to the auth extension, so the next attempt has a fresh token
+    if (this.options.auth !== null && credentialsRefused(error)) {
       await this.#authenticate().catch((err: unknown) => this.logger.warn({ err }, 'authenticate() failed'))
     }
     this.setState(ClientState.RECONNECTING, reason, { error: cometdError, delayMs: delay })

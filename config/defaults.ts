@@ -46,6 +46,7 @@ export const DEFAULT_REPLAY_FALLBACK = -2
 export const DEFAULT_DEEP_RESUME_MAX_CLIENTS = 1
 export const DEFAULT_DEEP_RESUME_TIMEOUT_MS = 120_000
 export const DEFAULT_TOKEN_TIMEOUT_MS = 10_000
+export const DEFAULT_TOKEN_MAX_REFUSALS = 3
 
 /** Inclusive [min, max] of every integer option. */
 export const LIMITS = {
@@ -71,5 +72,6 @@ export const LIMITS = {
   checkpointIntervalMs: [0, 60_000],
   deepResumeMaxClients: [0, 100],
   deepResumeTimeoutMs: [1_000, 3_600_000],
-  tokenTimeoutMs: [100, 600_000]
+  tokenTimeoutMs: [100, 600_000],
+  maxRefusals: [1, 100]
 } as const satisfies Record<string, readonly [number, number]>

@@ -48,6 +48,8 @@ export const upstreamAuthSchema = z.strictObject({
   clientSecret: z.string({ error: 'must be a string' }).optional(),
   refreshToken: nonEmpty('the OAuth refresh token').optional(),
   timeoutMs: int('tokenTimeoutMs', D.DEFAULT_TOKEN_TIMEOUT_MS),
+  /** refusals of one token in a row before the session reports token-failed */
+  maxRefusals: int('maxRefusals', D.DEFAULT_TOKEN_MAX_REFUSALS),
   scheme: z.enum(['Bearer', 'OAuth'], { error: 'must be Bearer or OAuth' }).default('Bearer')
 }, { error: 'must be a mapping with tokenFile, tokenCommand or tokenUrl' }).superRefine((a, ctx) => {
   const sources = [a.tokenFile, a.tokenCommand, a.tokenUrl].filter((v) => v !== undefined).length

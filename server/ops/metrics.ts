@@ -10,6 +10,8 @@ export interface SessionGaugeSource {
   readonly callerCount: number
   readonly upstreamSubscriptionCount: number
   readonly bufferedCount: number
+  /** sessions with an upstream token source (structurally BridgeSession.reliable) */
+  readonly reliable?: { readonly tokens: { readonly failed: boolean, readonly stats: { readonly refusals: number } } | null }
 }
 
 export const UPSTREAM_STATES = ['disconnected', 'handshaking', 'connecting', 'connected', 'reconnecting', 'disconnecting'] as const
@@ -88,6 +90,26 @@ export class BridgeMetrics {
       collect () {
         this.reset()
         for (const s of sources()) this.set({ session: s.name }, s.bufferedCount)
+      }
+    })
+    new Gauge({
+      name: 'cometd_bridge_upstream_token_failed',
+      help: '1 while the upstream refuses the session\'s token and its source gives no other (token-failed)',
+      labelNames: ['session'],
+      registers,
+      collect () {
+        this.reset()
+        for (const s of sources()) if (s.reliable?.tokens != null) this.set({ session: s.name }, s.reliable.tokens.failed ? 1 : 0)
+      }
+    })
+    new Counter({
+      name: 'cometd_bridge_upstream_token_refusals_total',
+      help: 'Upstream refusals of the session\'s token (HTTP 401/403, 401::Authentication invalid, 403::Handshake denied)',
+      labelNames: ['session'],
+      registers,
+      collect () {
+        this.reset()
+        for (const s of sources()) if (s.reliable?.tokens != null) this.inc({ session: s.name }, s.reliable.tokens.stats.refusals)
       }
     })
     if (defaultMetrics) collectDefaultMetrics({ register: this.registry, prefix: 'cometd_bridge_' })

@@ -1,5 +1,5 @@
 /**
- * The reliable-delivery part of one bridge session (issue 6), kept out of session.ts: the upstream options
+ * The reliable-delivery part of one bridge session, kept out of the session: the upstream options
  * `ack`, `replay` (ReplaySupport: Salesforce replay with durable checkpoints) and `auth` (TokenProvider: Bearer
  * token from a file, a command or an OAuth refresh token), and the reports of replay fallbacks, token refreshes
  * and limit errors (`event: upstream`, GET /sessions/:name).
@@ -62,8 +62,10 @@ export class SessionReliability {
     const auth = config.auth
     this.tokens = auth !== undefined && auth !== null ? new TokenProvider(auth, options.log) : null
     this.tokens?.on((e) => {
-      if (e.kind === 'refreshed') options.report('token-refreshed', 'authentication failed: a new token was fetched', { refreshes: e.refreshes, source: this.tokens?.source })
-      else options.report('token-failed', 'no token from the token source', { error: e.error, source: this.tokens?.source })
+      const source = this.tokens?.source
+      if (e.kind === 'refreshed') options.report('token-refreshed', 'authentication failed: a new token was fetched', { refreshes: e.refreshes, source })
+      else if (e.refusals !== undefined) options.report('token-failed', 'the upstream keeps refusing the token and the token source gives no other', { error: e.error, refusals: e.refusals, source })
+      else options.report('token-failed', 'no token from the token source', { error: e.error, source })
     })
     const replay = config.replay
     this.replay = replay?.enabled === true
@@ -100,6 +102,7 @@ export class SessionReliability {
   /** A state change of the upstream client: a limit error is counted and reported with the wait. */
   noteState (e: StateChange): void {
     if (e.error !== undefined && isLimitError(e.error)) this.noteLimit(e.error, e.delayMs ?? null)
+    if (e.to === 'connected') this.tokens?.accepted()
   }
 
   noteLimit (err: unknown, retryInMs: number | null): void {
@@ -123,6 +126,7 @@ export class SessionReliability {
   }
 
   async close (): Promise<void> {
+    this.tokens?.close()
     await this.replay?.close()
   }
 
