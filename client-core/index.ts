@@ -18,6 +18,8 @@ export type { StateChange, HandshakeEvent, ResubscribeFailed, OverflowEvent, Cli
 export type { Message, Payload, Advice, JsonValue } from './protocol/message.js'
 export { ChannelRouter, channelMatches, channelProblem, matchingPatterns } from './protocol/channel.js'
 export { Backoff, backoffCap, jittered } from './backoff.js'
+export { ConnectGate, GATE_DEFAULTS, originOutcome } from './connect-gate.js'
+export type { ConnectGateOptions, GateTurn, GateState } from './connect-gate.js'
 export { AckExtension } from './extensions/ack.js'
 export { ReplayExtension, replayIdOf } from './extensions/replay.js'
 export type { ReplayExtensionOptions, ReplayFallback, ReplayPosition, ReplayPolicy } from './extensions/replay.js'

@@ -2,6 +2,7 @@
  * What the session needs besides its state: the resolved options (validated once, in the constructor), the advice
  * merged over the defaults, and small predicates on replies and errors.
  */
+import type { ConnectGate } from './connect-gate.js'
 import { AckExtension } from './extensions/ack.js'
 import { ClientError, CometdError, HttpStatusError, ServerError, TransportError } from './errors.js'
 import type { AuthExtension, Extension } from './extensions.js'
@@ -30,6 +31,7 @@ export interface ResolvedOptions {
   maxBatchBytes: number | null
   advice: { timeout: number, interval: number }
   handshakeProps: Record<string, unknown>
+  connectGate: ConnectGate | null
 }
 
 export interface CurrentAdvice { reconnect: 'retry' | 'handshake' | 'none', timeout: number, interval: number, maxInterval: number }
@@ -82,7 +84,8 @@ export function resolveOptions (options: ClientOptions): ResolvedOptions {
     maxBatchMessages: positiveInteger('maxBatchMessages', options.maxBatchMessages, DEFAULTS.maxBatchMessages),
     maxBatchBytes: options.maxBatchBytes === undefined ? null : positiveInteger('maxBatchBytes', options.maxBatchBytes, 0),
     advice: { ...DEFAULTS.advice, ...options.advice },
-    handshakeProps: options.handshakeProps ?? {}
+    handshakeProps: options.handshakeProps ?? {},
+    connectGate: options.connectGate ?? null
   }
 }
 

@@ -9,6 +9,7 @@
  */
 import { EventEmitter } from 'node:events'
 import { Backoff } from './backoff.js'
+import { throughGate } from './connect-gate.js'
 import {
   ClientError, ClientInvalidOperation, CometdError, ServerError, TransportError, WebSocketUpgradeError
 } from './errors.js'
@@ -58,6 +59,8 @@ export class BayeuxSession extends EventEmitter<ClientEvents> {
   #downSince: number | null = null
   #closing: Promise<void> | null = null
   #authenticating: Promise<void> | null = null
+  /** aborted by #release: a wait for a connect-gate turn ends with the session */
+  #attempts = new AbortController()
   protected terminalError: CometdError | null = null
   protected readonly counters: ClientStats = {
     handshakes: 0, reconnects: 0, messagesIn: 0, messagesOut: 0, dropped: 0, resubscribeFailures: 0, lastMessageAt: null
@@ -125,12 +128,13 @@ export class BayeuxSession extends EventEmitter<ClientEvents> {
     this.#rehandshakesWithoutConnect = 0
     this.#firstConnect = true
     this.#backoff.reset()
+    this.#attempts = new AbortController()
     this.terminalError = null
     this.#advice = initialAdvice(this.options)
     this.onOpen()
     this.setState(ClientState.HANDSHAKING, 'open')
     try {
-      await this.#handshake(gen, false)
+      await this.#gated(async () => { await this.#handshake(gen, false) })
       this.#checkGen(gen)
       this.setState(ClientState.CONNECTING, 'handshake-ok')
       const reply = await this.#sendConnect()
@@ -172,6 +176,7 @@ export class BayeuxSession extends EventEmitter<ClientEvents> {
   /** Drops everything of this open(): requests, timers, transports. */
   async #release (gen: number, error: Error, reason: string): Promise<void> {
     if (this.gen === gen) this.gen++
+    this.#attempts.abort(error)
     this.#outbox.release(error)
     for (const sleep of this.#sleeps) { clearTimeout(sleep.timer); sleep.resolve() }
     this.#sleeps.clear()
@@ -315,7 +320,8 @@ export class BayeuxSession extends EventEmitter<ClientEvents> {
         if (this.gen !== gen) return
         let reply: Message
         try {
-          reply = await this.#sendConnect()
+          // after a loss each connect is an attempt at the origin: paced by the connect gate while it refuses
+          reply = this.#state === ClientState.CONNECTED ? await this.#sendConnect() : await this.#gated(async () => await this.#sendConnect())
         } catch (error) {
           if (this.gen !== gen) return
           await this.#connectionLost('network', error as Error)
@@ -379,7 +385,10 @@ export class BayeuxSession extends EventEmitter<ClientEvents> {
     this.#firstConnect = true
     if (error instanceof TransportError) this.#transport?.reset(reason)
     const now = Date.now()
-    const delay = this.#backoff.next(now, this.#advice.interval, hard)
+    // while the connect gate says the origin refuses, it paces the next attempt (shared with its other clients)
+    const gate = this.options.connectGate
+    const paced = gate !== null && !hard && gate.state === 'refusing'
+    const delay = paced ? gate.retryInMs : this.#backoff.next(now, this.#advice.interval, hard)
     const { timeout, interval, maxInterval } = this.#advice
     if (maxInterval > 0 && now - (this.#downSince ?? now) + delay > timeout + interval + maxInterval) {
       this.#needHandshake = true // the server has surely expired the session by now
@@ -389,7 +398,12 @@ export class BayeuxSession extends EventEmitter<ClientEvents> {
       await this.#authenticate().catch((err: unknown) => this.logger.warn({ err }, 'authenticate() failed'))
     }
     this.setState(ClientState.RECONNECTING, reason, { error: cometdError, delayMs: delay })
-    await this.#sleep(delay)
+    if (!paced) await this.#sleep(delay)
+  }
+
+  /** One attempt at the origin, through the connect gate (if any). */
+  async #gated<T> (attempt: () => Promise<T>): Promise<T> {
+    return await throughGate(this.options.connectGate, this.#attempts.signal, attempt)
   }
 
   async #rehandshake (gen: number): Promise<void> {
@@ -399,7 +413,7 @@ export class BayeuxSession extends EventEmitter<ClientEvents> {
     this.onSessionLost()
     this.setState(ClientState.HANDSHAKING, 'session-unknown')
     try {
-      await this.#handshake(gen, true)
+      await this.#gated(async () => { await this.#handshake(gen, true) })
     } catch (error) {
       if (this.gen !== gen) return
       this.#needHandshake = true

@@ -23,6 +23,9 @@ export const DEFAULT_BUFFER_SIZE = 1_000
 export const DEFAULT_MAX_NETWORK_DELAY_MS = 10_000
 export const DEFAULT_CONNECTION_TIMEOUT_MS = 10_000
 export const DEFAULT_UNSUBSCRIBE_LINGER_MS = 5_000
+/** ≤ 0.5 attempts/s at a refusing upstream (waits of 2.0–2.3 s), back ≤ 2.3 s after it accepts again */
+export const DEFAULT_INITIAL_BACKOFF_MS = 250
+export const DEFAULT_MAX_BACKOFF_MS = 2_300
 
 export const DEFAULT_SSE_HEARTBEAT_MS = 15_000
 export const DEFAULT_SSE_RETRY_MS = 2_000
@@ -57,6 +60,8 @@ export const LIMITS = {
   maxBatchBytes: [1_024, 67_108_864],
   connectionTimeoutMs: [0, 3_600_000],
   unsubscribeLingerMs: [0, 3_600_000],
+  initialBackoffMs: [10, 60_000],
+  maxBackoffMs: [100, 600_000],
   heartbeatMs: [1_000, 300_000],
   retryMs: [0, 3_600_000],
   maxQueueBytes: [1_024, 1_073_741_824],

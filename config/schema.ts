@@ -9,6 +9,7 @@ import * as D from './defaults.js'
 import { bool, int, optionalInt } from './fields.js'
 import { authSchema, dynamicSessionsSchema, unauthenticatedListenProblem } from './auth-schema.js'
 import { reliableSessionKeys, reliableTopKeys, sessionAuthProblem } from './reliable-schema.js'
+import { backoffSessionKeys } from './backoff-schema.js'
 
 
 
@@ -102,7 +103,8 @@ export const sessionSchema = z.strictObject({
   connectionTimeoutMs: int('connectionTimeoutMs', D.DEFAULT_CONNECTION_TIMEOUT_MS),
   unsubscribeLingerMs: int('unsubscribeLingerMs', D.DEFAULT_UNSUBSCRIBE_LINGER_MS),
   tls: tlsSchema.prefault({}),
-  ...reliableSessionKeys
+  ...reliableSessionKeys,
+  ...backoffSessionKeys
 }, { error: (iss) => (iss.code === 'invalid_type' ? 'a session must be a mapping with at least a url' : undefined) }).superRefine((session, ctx) => {
   const problem = sessionAuthProblem(session)
   if (problem !== null) ctx.addIssue({ code: 'custom', path: ['headers'], message: problem })

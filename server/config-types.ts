@@ -21,6 +21,9 @@ export interface SessionConfig {
   connectionTimeoutMs: number
   /** how long an upstream subscription outlives its last caller */
   unsubscribeLingerMs: number
+  /** reconnect pacing while the upstream refuses, shared per origin (origin-gates.ts); absent = the gate's defaults */
+  initialBackoffMs?: number | undefined
+  maxBackoffMs?: number | undefined
   tls?: Record<string, unknown> | null | undefined
   /** issue 6: acknowledged delivery (CometD ack extension) */
   ack?: boolean | undefined

@@ -33,6 +33,7 @@ import { isLimitError, SessionReliability } from '../upstream/reliability.js'
 import type { ReliableView } from '../upstream/reliability.js'
 import { positionKey } from '../event-log/replay.js'
 import type { ReplayExtension } from '../../client-core/index.js'
+import { originGates } from '../upstream/origin-gates.js'
 
 export type ClientFactory = (url: string, options: ClientOptions) => Client
 
@@ -497,6 +498,7 @@ export class BridgeSession {
       maxNetworkDelayMs: config.maxNetworkDelayMs,
       headers: { ...config.headers },
       logger: new LazyChildLogger(this.#o.log, { component }),
+      connectGate: originGates.gateFor(config.url, config),
       ...extra
     }
     if (config.tls !== undefined && config.tls !== null) clientOptions.tls = config.tls as ClientOptions['tls']
