@@ -134,7 +134,7 @@ export class BayeuxSession extends EventEmitter<ClientEvents> {
     this.onOpen()
     this.setState(ClientState.HANDSHAKING, 'open')
     try {
-      await this.#gated(async () => { await this.#handshake(gen, false) })
+      await this.#handshake(gen, false)
       this.#checkGen(gen)
       this.setState(ClientState.CONNECTING, 'handshake-ok')
       const reply = await this.#sendConnect()
@@ -223,7 +223,9 @@ export class BayeuxSession extends EventEmitter<ClientEvents> {
     for (const type of candidates) {
       const transport = this.#transportFor(type)
       try {
-        reply = await this.#handshakeOn(transport)
+        // each try is a connection to the origin: one turn of the connect gate each (a refused websocket try does
+        // not bring a long-polling try at once)
+        reply = await this.#gated(async () => await this.#handshakeOn(transport))
         used = transport
         break
       } catch (error) {
@@ -413,7 +415,7 @@ export class BayeuxSession extends EventEmitter<ClientEvents> {
     this.onSessionLost()
     this.setState(ClientState.HANDSHAKING, 'session-unknown')
     try {
-      await this.#gated(async () => { await this.#handshake(gen, true) })
+      await this.#handshake(gen, true)
     } catch (error) {
       if (this.gen !== gen) return
       this.#needHandshake = true

@@ -5,7 +5,7 @@
  */
 import { randomBytes } from 'node:crypto'
 import type { ServerResponse } from 'node:http'
-import { Client, ServerError } from '../../client-core/index.js'
+import { Client, ServerError, originOutcome } from '../../client-core/index.js'
 import type { ClientOptions, HandshakeEvent, Message, StateChange } from '../../client-core/index.js'
 import { Caller } from '../hub/caller.js'
 import type { CloseReason } from '../hub/caller.js'
@@ -424,7 +424,8 @@ export class BridgeSession {
       // our deadline passed while the client still tries: stop that attempt before the next one
       if (err instanceof DeadlineError) await withDeadline(this.client.close(), this.config.maxNetworkDelayMs, 'close').catch(() => {})
       const cap = Math.min(OPEN_RETRY_MAX_MS, OPEN_RETRY_MIN_MS * 2 ** Math.min(this.#openAttempt, 10))
-      let delay = Math.round(cap / 2 + Math.random() * cap / 2)
+      // a refusing origin is paced by its connect gate: wait in its queue, to go as soon as a probe is answered
+      let delay = originOutcome(err) === 'refused' ? OPEN_RETRY_MIN_MS : Math.round(cap / 2 + Math.random() * cap / 2)
       // a limit error (Salesforce concurrent clients, daily limits): wait long, never hammer the org
       if (isLimitError(err)) {
         delay = Math.max(delay, this.reliable.limitOpenDelay())
