@@ -122,10 +122,14 @@ export function authFailure (reply: Message): boolean {
   return /^403:/.test(error) && (reply.channel === '/meta/handshake' || reply.channel === '/meta/connect')
 }
 
-/** An HTTP 401/403, or an unsuccessful reply saying the credentials were refused. */
+/**
+ * An HTTP 401/403, or a handshake refused for its credentials: a refusal to tell the auth extension after the
+ * attempt failed (a refused /meta/connect is told where its reply is read).
+ */
 export function credentialsRefused (error: unknown): boolean {
   if (error instanceof HttpStatusError) return error.statusCode === 401 || error.statusCode === 403
-  return error instanceof ServerError && error.response !== null && authFailure(error.response)
+  const reply = error instanceof ServerError ? error.response : null
+  return reply !== null && reply.channel === '/meta/handshake' && authFailure(reply)
 }
 
 export function toTransportError (error: unknown): CometdError {

@@ -9,7 +9,7 @@
  */
 import { EventEmitter } from 'node:events'
 import { Backoff } from './backoff.js'
-import { throughGate } from './connect-gate.js'
+import { originOutcome, throughGate } from './connect-gate.js'
 import {
   ClientError, ClientInvalidOperation, CometdError, ServerError, TransportError, WebSocketUpgradeError
 } from './errors.js'
@@ -234,6 +234,8 @@ export class BayeuxSession extends EventEmitter<ClientEvents> {
         if (type === 'websocket' && error instanceof WebSocketUpgradeError) this.#wsRefused = true
         if (!(error instanceof TransportError)) throw error
         this.logger.debug({ err: error, type }, 'handshake failed over this transport')
+        // the origin refused: say so now (the next try may wait for the connect gate), not only when all failed
+        if (originOutcome(error) === 'refused' && candidates.at(-1) !== type) this.emit('transportError', error)
       }
     }
     this.#checkGen(gen)

@@ -8,14 +8,15 @@
  * - OAuth2 refresh-token flow (`tokenUrl`, `clientId`, `clientSecret`, `refreshToken`): a form POST with
  *   `grant_type=refresh_token`; `access_token` of the JSON answer is the token (Salesforce's answer).
  *
- * The token is fetched before the first request and again after every authentication failure (HTTP 401/403,
- * `401::Authentication invalid`, `403::Handshake denied`); the client then re-handshakes and resubscribes.
+ * The token is fetched before the first request and again after an authentication failure (HTTP 401/403,
+ * `401::Authentication invalid`, `403::Handshake denied`), as TokenProvider says; the client then re-handshakes
+ * and resubscribes.
  * Tokens are never logged, shown or put in an error message.
  */
 import { spawn } from 'node:child_process'
 import { readFile } from 'node:fs/promises'
-import { REDACTED, redactText, redactUrl } from '../../config/redact.js'
 import { setTimeout as sleep } from 'node:timers/promises'
+import { REDACTED, redactText, redactUrl } from '../../config/redact.js'
 import { BearerAuth, backoffCap, jittered } from '../../client-core/index.js'
 
 export interface UpstreamAuthConfig {
