@@ -6,6 +6,19 @@
 import type { BackoffOptions } from './options.js'
 import { DEFAULTS } from './options.js'
 
+/** The cap of the n-th attempt in a row (1-based): initialMs·2^(n−1), at most maxMs. */
+export function backoffCap (attempt: number, initialMs: number, maxMs: number): number {
+  return Math.min(maxMs, initialMs * 2 ** Math.min(Math.max(attempt, 1) - 1, 30))
+}
+
+/**
+ * A delay below `cap`, random in its upper `jitter` part: [cap·(1 − jitter), cap]. jitter 1 is full jitter;
+ * a smaller one keeps a floor under the delay (a bound on the attempt rate) and still spreads the clients out.
+ */
+export function jittered (cap: number, jitter: number, random: () => number = Math.random): number {
+  return Math.round(cap * (1 - jitter) + random() * cap * jitter)
+}
+
 export class Backoff {
   readonly #initialMs: number
   readonly #earlyMaxMs: number
@@ -31,9 +44,8 @@ export class Backoff {
     const cap = early ? this.#earlyMaxMs : this.#maxMs
     this.#attempt++
     // A limit error waits at least half the long cap: the server told us to slow down.
-    if (hard) return Math.max(0, floorMs) + Math.round(this.#maxMs / 2 + this.#random() * this.#maxMs / 2)
-    const ceiling = Math.min(cap, this.#initialMs * 2 ** Math.min(this.#attempt - 1, 30))
-    return Math.max(0, floorMs) + Math.round(this.#random() * ceiling)
+    if (hard) return Math.max(0, floorMs) + jittered(this.#maxMs, 0.5, this.#random)
+    return Math.max(0, floorMs) + jittered(backoffCap(this.#attempt, this.#initialMs, cap), 1, this.#random)
   }
 
   reset (): void {

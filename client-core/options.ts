@@ -1,5 +1,6 @@
 /** Client options and their defaults. */
 import type { Extension, AuthExtension, Headers } from './extensions.js'
+import type { ConnectGate } from './connect-gate.js'
 
 export const ConnectionType = {
   WEBSOCKET: 'websocket',
@@ -60,6 +61,11 @@ export interface ClientOptions {
   logger?: Logger
   /** Reconnect backoff (full jitter). */
   backoff?: BackoffOptions
+  /**
+   * A gate shared with the other clients of the same origin: while it refuses, their handshake and reconnect
+   * attempts go one at a time, paced by the gate instead of `backoff` (see ConnectGate). Default: none.
+   */
+  connectGate?: ConnectGate | null
   /** Post handshakes to `<url>/handshake`, connects to `<url>/connect`… (CometD convention). Default false; off anyway when the URL has a query or a dotted last segment. */
   appendMessageTypeToURL?: boolean
   /** Merge queued publishes/subscribes into one request (long-polling) or frame. Default true. */

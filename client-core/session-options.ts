@@ -2,8 +2,9 @@
  * What the session needs besides its state: the resolved options (validated once, in the constructor), the advice
  * merged over the defaults, and small predicates on replies and errors.
  */
+import type { ConnectGate } from './connect-gate.js'
 import { AckExtension } from './extensions/ack.js'
-import { ClientError, CometdError, TransportError } from './errors.js'
+import { ClientError, CometdError, HttpStatusError, ServerError, TransportError } from './errors.js'
 import type { AuthExtension, Extension } from './extensions.js'
 import { ALL_CONNECTION_TYPES, DEFAULTS } from './options.js'
 import type { ClientOptions, ConnectionType, HeadersOption, Logger, TlsOptions } from './options.js'
@@ -33,6 +34,7 @@ export interface ResolvedOptions {
   advice: { timeout: number, interval: number }
   handshakeProps: Record<string, unknown>
   proxy: ResolvedProxy
+  connectGate: ConnectGate | null
 }
 
 export interface CurrentAdvice { reconnect: 'retry' | 'handshake' | 'none', timeout: number, interval: number, maxInterval: number }
@@ -86,7 +88,8 @@ export function resolveOptions (options: ClientOptions): ResolvedOptions {
     maxBatchBytes: options.maxBatchBytes === undefined ? null : positiveInteger('maxBatchBytes', options.maxBatchBytes, 0),
     advice: { ...DEFAULTS.advice, ...options.advice },
     handshakeProps: options.handshakeProps ?? {},
-    proxy: resolveProxySetting(options.proxy)
+    proxy: resolveProxySetting(options.proxy),
+    connectGate: options.connectGate ?? null
   }
 }
 
@@ -121,6 +124,16 @@ export function authFailure (reply: Message): boolean {
   if (unknownSession(reply) || limitError(reply)) return false
   if (/^401:/.test(error)) return true
   return /^403:/.test(error) && (reply.channel === '/meta/handshake' || reply.channel === '/meta/connect')
+}
+
+/**
+ * An HTTP 401/403, or a handshake refused for its credentials: a refusal to tell the auth extension after the
+ * attempt failed (a refused /meta/connect is told where its reply is read).
+ */
+export function credentialsRefused (error: unknown): boolean {
+  if (error instanceof HttpStatusError) return error.statusCode === 401 || error.statusCode === 403
+  const reply = error instanceof ServerError ? error.response : null
+  return reply !== null && reply.channel === '/meta/handshake' && authFailure(reply)
 }
 
 export function toTransportError (error: unknown): CometdError {

@@ -9,8 +9,9 @@
  */
 import { EventEmitter } from 'node:events'
 import { Backoff } from './backoff.js'
+import { originOutcome, throughGate } from './connect-gate.js'
 import {
-  ClientError, ClientInvalidOperation, CometdError, HttpStatusError, ServerError, TransportError, WebSocketUpgradeError
+  ClientError, ClientInvalidOperation, CometdError, ServerError, TransportError, WebSocketUpgradeError
 } from './errors.js'
 import { ClientState } from './events.js'
 import type { ClientEvents, ClientStats, StateChange } from './events.js'
@@ -23,7 +24,7 @@ import { parsePayload } from './protocol/codec.js'
 import { isReply } from './protocol/message.js'
 import type { Message, Payload } from './protocol/message.js'
 import {
-  adviceFrom, authFailure, initialAdvice, limitError, resolveOptions, resolveUrl, silentLogger, unknownSession
+  adviceFrom, authFailure, credentialsRefused, initialAdvice, limitError, resolveOptions, resolveUrl, silentLogger, unknownSession
 } from './session-options.js'
 import type { CurrentAdvice, ResolvedOptions } from './session-options.js'
 import { LongPollingTransport } from './transport/long-polling.js'
@@ -59,6 +60,8 @@ export class BayeuxSession extends EventEmitter<ClientEvents> {
   #downSince: number | null = null
   #closing: Promise<void> | null = null
   #authenticating: Promise<void> | null = null
+  /** aborted by #release: a wait for a connect-gate turn ends with the session */
+  #attempts = new AbortController()
   protected terminalError: CometdError | null = null
   protected readonly counters: ClientStats = {
     handshakes: 0, reconnects: 0, messagesIn: 0, messagesOut: 0, dropped: 0, resubscribeFailures: 0, lastMessageAt: null
@@ -126,6 +129,7 @@ export class BayeuxSession extends EventEmitter<ClientEvents> {
     this.#rehandshakesWithoutConnect = 0
     this.#firstConnect = true
     this.#backoff.reset()
+    this.#attempts = new AbortController()
     this.terminalError = null
     this.#advice = initialAdvice(this.options)
     this.onOpen()
@@ -173,6 +177,7 @@ export class BayeuxSession extends EventEmitter<ClientEvents> {
   /** Drops everything of this open(): requests, timers, transports. */
   async #release (gen: number, error: Error, reason: string): Promise<void> {
     if (this.gen === gen) this.gen++
+    this.#attempts.abort(error)
     this.#outbox.release(error)
     for (const sleep of this.#sleeps) { clearTimeout(sleep.timer); sleep.resolve() }
     this.#sleeps.clear()
@@ -219,7 +224,9 @@ export class BayeuxSession extends EventEmitter<ClientEvents> {
     for (const type of candidates) {
       const transport = this.#transportFor(type)
       try {
-        reply = await this.#handshakeOn(transport)
+        // each try is a connection to the origin: one turn of the connect gate each (a refused websocket try does
+        // not bring a long-polling try at once)
+        reply = await this.#gated(async () => await this.#handshakeOn(transport))
         used = transport
         break
       } catch (error) {
@@ -228,6 +235,8 @@ export class BayeuxSession extends EventEmitter<ClientEvents> {
         if (type === 'websocket' && error instanceof WebSocketUpgradeError) this.#wsRefused = true
         if (!(error instanceof TransportError)) throw error
         this.logger.debug({ err: error, type }, 'handshake failed over this transport')
+        // the origin refused: say so now (the next try may wait for the connect gate), not only when all failed
+        if (originOutcome(error) === 'refused' && candidates.at(-1) !== type) this.emit('transportError', error)
       }
     }
     this.#checkGen(gen)
@@ -316,7 +325,8 @@ export class BayeuxSession extends EventEmitter<ClientEvents> {
         if (this.gen !== gen) return
         let reply: Message
         try {
-          reply = await this.#sendConnect()
+          // after a loss each connect is an attempt at the origin: paced by the connect gate while it refuses
+          reply = this.#state === ClientState.CONNECTED ? await this.#sendConnect() : await this.#gated(async () => await this.#sendConnect())
         } catch (error) {
           if (this.gen !== gen) return
           await this.#connectionLost('network', error as Error)
@@ -380,16 +390,25 @@ export class BayeuxSession extends EventEmitter<ClientEvents> {
     this.#firstConnect = true
     if (error instanceof TransportError) this.#transport?.reset(reason)
     const now = Date.now()
-    const delay = this.#backoff.next(now, this.#advice.interval, hard)
+    // while the connect gate says the origin refuses, it paces the next attempt (shared with its other clients)
+    const gate = this.options.connectGate
+    const paced = gate !== null && !hard && gate.state === 'refusing'
+    const delay = paced ? gate.retryInMs : this.#backoff.next(now, this.#advice.interval, hard)
     const { timeout, interval, maxInterval } = this.#advice
     if (maxInterval > 0 && now - (this.#downSince ?? now) + delay > timeout + interval + maxInterval) {
       this.#needHandshake = true // the server has surely expired the session by now
     }
-    if (error instanceof HttpStatusError && (error.statusCode === 401 || error.statusCode === 403) && this.options.auth !== null) {
+    // every refusal of the credentials is told to the auth extension, so the next attempt has a fresh token
+    if (this.options.auth !== null && credentialsRefused(error)) {
       await this.#authenticate().catch((err: unknown) => this.logger.warn({ err }, 'authenticate() failed'))
     }
     this.setState(ClientState.RECONNECTING, reason, { error: cometdError, delayMs: delay })
-    await this.#sleep(delay)
+    if (!paced) await this.#sleep(delay)
+  }
+
+  /** One attempt at the origin, through the connect gate (if any). */
+  async #gated<T> (attempt: () => Promise<T>): Promise<T> {
+    return await throughGate(this.options.connectGate, this.#attempts.signal, attempt)
   }
 
   async #rehandshake (gen: number): Promise<void> {

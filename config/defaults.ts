@@ -24,6 +24,9 @@ export const DEFAULT_BUFFER_SIZE = 1_000
 export const DEFAULT_MAX_NETWORK_DELAY_MS = 10_000
 export const DEFAULT_CONNECTION_TIMEOUT_MS = 10_000
 export const DEFAULT_UNSUBSCRIBE_LINGER_MS = 5_000
+/** ≤ 0.5 attempts/s at a refusing upstream (waits of 2.0–2.3 s), back ≤ 2.3 s after it accepts again */
+export const DEFAULT_INITIAL_BACKOFF_MS = 250
+export const DEFAULT_MAX_BACKOFF_MS = 2_300
 
 export const DEFAULT_SSE_HEARTBEAT_MS = 15_000
 export const DEFAULT_SSE_RETRY_MS = 2_000
@@ -47,6 +50,7 @@ export const DEFAULT_REPLAY_FALLBACK = -2
 export const DEFAULT_DEEP_RESUME_MAX_CLIENTS = 1
 export const DEFAULT_DEEP_RESUME_TIMEOUT_MS = 120_000
 export const DEFAULT_TOKEN_TIMEOUT_MS = 10_000
+export const DEFAULT_TOKEN_MAX_REFUSALS = 3
 
 // JWT callers, CORS
 export const DEFAULT_JWT_CLOCK_TOLERANCE_SEC = 30
@@ -62,6 +66,8 @@ export const LIMITS = {
   maxBatchBytes: [1_024, 67_108_864],
   connectionTimeoutMs: [0, 3_600_000],
   unsubscribeLingerMs: [0, 3_600_000],
+  initialBackoffMs: [10, 60_000],
+  maxBackoffMs: [100, 600_000],
   heartbeatMs: [1_000, 300_000],
   retryMs: [0, 3_600_000],
   maxQueueBytes: [1_024, 1_073_741_824],
@@ -79,5 +85,6 @@ export const LIMITS = {
   tokenTimeoutMs: [100, 600_000],
   clockToleranceSec: [0, 3_600],
   jwksCacheMaxAgeSec: [1, 86_400],
-  maxAgeSec: [0, 86_400]
+  maxAgeSec: [0, 86_400],
+  maxRefusals: [1, 100]
 } as const satisfies Record<string, readonly [number, number]>

@@ -4,6 +4,7 @@
  * named `default`, which COMETD_BRIDGE_URL alone defines (sidecar use).
  */
 import { closest, formatPath, type ConfigIssue } from './issues.js'
+import { jsonErrorPlace } from './json-error.js'
 import { DEFAULT_SESSION_NAME } from './defaults.js'
 import { isPlainObject, setOwn, type Env } from './vars.js'
 
@@ -114,8 +115,8 @@ export function convert (kind: Kind, text: string): { value: unknown } | { error
       let parsed: unknown
       try {
         parsed = JSON.parse(trimmed)
-      } catch (err) {
-        return { error: `invalid JSON: ${(err as Error).message}` }
+      } catch {
+        return { error: `invalid JSON ${jsonErrorPlace(trimmed)}` }
       }
       if (!isPlainObject(parsed)) return { error: 'must be a JSON object of header names to string values, e.g. {"Authorization":"Bearer …"}' }
       return { value: parsed }

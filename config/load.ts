@@ -13,6 +13,7 @@ import { PACKAGE_NAME, packageVersion } from './version.js'
 import { parseFlags, usage, type LoadAction } from './flags.js'
 import { isPlainObject, setOwn, checkPlainData, substituteVars, type Env } from './vars.js'
 import { redactConfig, redactUrl } from './redact.js'
+import { jsonErrorPlace } from './json-error.js'
 import { DEFAULT_SESSION_NAME } from './defaults.js'
 
 export type { LoadAction } from './flags.js'
@@ -182,7 +183,8 @@ export function readConfigFile (file: string, source: string): { value: Record<s
   try {
     value = json ? JSON.parse(text) : yaml().parse(text, { prettyErrors: true, merge: true })
   } catch (err) {
-    const detail = String((err as Error).message).split('\n')[0]!.replace(/:$/, '')
+    // where, never what: the text around the error may be a secret (JSON.parse quotes it; YAML's first line does not)
+    const detail = json ? jsonErrorPlace(text) : String((err as Error).message).split('\n')[0]!.replace(/:$/, '')
     return { issue: { path: source, message: `invalid ${json ? 'JSON' : 'YAML'} in ${file}: ${detail}` } }
   }
   if (value === null || value === undefined) return { value: {} }

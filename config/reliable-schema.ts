@@ -32,7 +32,12 @@ export const replaySchema = z.strictObject({
 const nonEmpty = (what: string) => z.string({ error: `must be a string (${what})` })
   .refine((v) => v.trim() !== '', { error: `must not be empty (${what})` })
 
-const tokenUrl = z.string({ error: 'must be a URL' }).superRefine((value, ctx) => { httpUrl(value, ctx) })
+const tokenUrl = z.string({ error: 'must be a URL' }).superRefine((value, ctx) => {
+  const url = httpUrl(value, ctx)
+  if (url !== null && (url.username !== '' || url.password !== '')) {
+    ctx.addIssue({ code: 'custom', message: 'must not contain credentials (user:password@): give clientId and clientSecret' })
+  }
+})
 
 /** The upstream Bearer token: exactly one of tokenFile, tokenCommand, tokenUrl (+ clientId, refreshToken). */
 export const upstreamAuthSchema = z.strictObject({
@@ -43,6 +48,8 @@ export const upstreamAuthSchema = z.strictObject({
   clientSecret: z.string({ error: 'must be a string' }).optional(),
   refreshToken: nonEmpty('the OAuth refresh token').optional(),
   timeoutMs: int('tokenTimeoutMs', D.DEFAULT_TOKEN_TIMEOUT_MS),
+  /** refusals of one token in a row before the session reports token-failed */
+  maxRefusals: int('maxRefusals', D.DEFAULT_TOKEN_MAX_REFUSALS),
   scheme: z.enum(['Bearer', 'OAuth'], { error: 'must be Bearer or OAuth' }).default('Bearer')
 }, { error: 'must be a mapping with tokenFile, tokenCommand or tokenUrl' }).superRefine((a, ctx) => {
   const sources = [a.tokenFile, a.tokenCommand, a.tokenUrl].filter((v) => v !== undefined).length

@@ -10,6 +10,7 @@ import { bool, int, optionalInt } from './fields.js'
 import { isPlainObject } from './vars.js'
 import { authSchema, dynamicSessionsSchema, unauthenticatedListenProblem } from './auth-schema.js'
 import { reliableSessionKeys, reliableTopKeys, sessionAuthProblem } from './reliable-schema.js'
+import { backoffSessionKeys } from './backoff-schema.js'
 
 export { upstreamAuthSchema } from './reliable-schema.js'
 
@@ -118,7 +119,8 @@ export const sessionSchema = z.strictObject({
   unsubscribeLingerMs: int('unsubscribeLingerMs', D.DEFAULT_UNSUBSCRIBE_LINGER_MS),
   tls: tlsSchema.prefault({}),
   proxy: proxySetting.optional(),
-  ...reliableSessionKeys
+  ...reliableSessionKeys,
+  ...backoffSessionKeys
 }, { error: (iss) => (iss.code === 'invalid_type' ? 'a session must be a mapping with at least a url' : undefined) }).superRefine((session, ctx) => {
   const problem = sessionAuthProblem(session)
   if (problem !== null) ctx.addIssue({ code: 'custom', path: ['headers'], message: problem })

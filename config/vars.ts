@@ -4,21 +4,14 @@
  * substituted, and values coming from env vars or flags are not either (they are already from the environment).
  */
 import { formatPath, type ConfigIssue } from './issues.js'
+import { isPlainObject, setOwn } from './plain.js'
+
+export { isPlainObject, setOwn }
 
 export type Env = Readonly<Record<string, string | undefined>>
 
 const VAR_NAME_RE = /^[A-Za-z_][A-Za-z0-9_]*$/
 
-export function isPlainObject (value: unknown): value is Record<string, unknown> {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) return false
-  const proto = Object.getPrototypeOf(value) as unknown
-  return proto === Object.prototype || proto === null
-}
-
-/** Sets an own property even for the key `__proto__` (plain assignment would change the prototype). */
-export function setOwn (target: Record<string, unknown>, key: string, value: unknown): void {
-  Object.defineProperty(target, key, { value, enumerable: true, writable: true, configurable: true })
-}
 
 export interface Substitution {
   value: unknown

@@ -11,6 +11,7 @@ import Fastify, { LogController } from 'fastify'
 import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import websocket from '@fastify/websocket'
 import type { Config } from '../config/index.js'
+import { redactText } from '../config/redact.js'
 import { ErrorCode, HttpError, installErrorHandlers, sendHttpError } from './errors.js'
 import { AccessControl, installAuth } from './http/auth.js'
 import { installJsonBody } from './http/body.js'
@@ -83,7 +84,9 @@ export async function buildApp (config: Config, deps: AppDeps = {}): Promise<Fas
     routerOptions: { maxParamLength: 2048 },
     // malformed URLs (bad %-escapes) are answered in the catalogue's shape too
     frameworkErrors: (err, _req, reply) => {
-      void sendHttpError(reply, new HttpError(400, ErrorCode.BAD_REQUEST, err.message))
+      // Fastify's message quotes the whole URL, query (and a token in it) included
+      const message = err.code === 'FST_ERR_BAD_URL' ? 'The URL is not valid (a malformed percent-escape?)' : redactText(err.message)
+      void sendHttpError(reply, new HttpError(400, ErrorCode.BAD_REQUEST, message))
     }
   })
   const metrics: BridgeMetrics = new BridgeMetrics(() => sessions.values(), deps.defaultMetrics ?? true)

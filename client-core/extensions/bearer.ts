@@ -9,8 +9,12 @@ import type { Headers } from '../extensions.js'
 import type { Payload } from '../protocol/message.js'
 
 export interface BearerAuthOptions {
-  /** Returns a valid token; called before the first request and after every authentication failure. */
-  getToken: () => string | Promise<string>
+  /**
+   * Returns a valid token; called before the first request (`refused` undefined) and after every authentication
+   * failure, with the token the server refused — so that a source can tell a rotation already made (another client
+   * of the same source got a new token) from one still to make.
+   */
+  getToken: (refused?: string) => string | Promise<string>
   /** Header scheme, default 'Bearer' (old Salesforce samples use 'OAuth'). */
   scheme?: string
   /** Called with every new token (never log it). */
@@ -20,6 +24,8 @@ export interface BearerAuthOptions {
 export class BearerAuth extends AuthExtension {
   readonly #options: BearerAuthOptions
   #token: Promise<string> | null = null
+  /** the token of the last request sent (the one a refusal refers to) */
+  #sent: string | undefined
   #refreshes = 0
 
   constructor (options: BearerAuthOptions) {
@@ -39,11 +45,12 @@ export class BearerAuth extends AuthExtension {
       this.#token = null
       throw error
     }
+    this.#sent = token
     headers.authorization = `${this.#options.scheme ?? 'Bearer'} ${token}`
   }
 
   async authenticate (): Promise<void> {
-    const next = Promise.resolve(this.#options.getToken())
+    const next = Promise.resolve(this.#options.getToken(this.#sent))
     await next
     this.#token = next
     this.#refreshes++

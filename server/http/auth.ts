@@ -14,10 +14,11 @@
  *   channels the access lists check), `public` (opened by `auth.public.*`), `queryToken` (may carry
  *   ?access_token=). A route that declares no access is refused to tokens (403): new routes must decide.
  *
- * Tokens are never logged: messages never contain them, the logger redacts Authorization headers and
- * `access_token` query parameters.
+ * Tokens are never logged: messages never contain them, the logger drops request headers and redacts the token
+ * query parameter in every spelling this module accepts (one rule for both: config/redact.ts).
  */
 import { createHash, timingSafeEqual } from 'node:crypto'
+import { QUERY_TOKEN_PARAM, queryTokens } from '../../config/redact.js'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { channelMatches, patternCovers } from '../channels.js'
 import type { AuthConfig, TokenConfig } from '../../config/index.js'
@@ -220,12 +221,19 @@ export function installAuth (app: FastifyInstance, access: AccessControl, hooks:
       req.principal = principal
       authorize(req, principal, need, access)
     } catch (err) {
+      // a refused request must not cost its body: close instead of reading (draining) it for keep-alive
+      if (hasBody(req)) reply.header('Connection', 'close')
       if (err instanceof HttpError && need === 'console' && hooks.htmlRefusal?.(req, reply, err) === true) return reply
       throw err
     }
   })
   // after the hook above: it reads the principal
   if (access.jwt?.onExpiry === 'end') installStreamExpiry(app)
+}
+
+function hasBody (req: FastifyRequest): boolean {
+  const length = req.headers['content-length']
+  return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0')
 }
 
 function authenticateRequest (req: FastifyRequest, access: AccessControl): Principal | Promise<Principal> {
@@ -243,19 +251,21 @@ function authenticateRequest (req: FastifyRequest, access: AccessControl): Princ
     return ANONYMOUS
   }
   const header = req.headers.authorization
-  const queryToken = (req.query as Record<string, unknown> | undefined)?.access_token
+  // read from the raw query with the rule the log redaction uses (config/redact.ts), so both agree on every spelling
+  const q = req.url.indexOf('?')
+  const queryToken = q < 0 ? [] : queryTokens(req.url.slice(q + 1))
   let token: string | null = null
   if (typeof header === 'string' && header !== '') {
     const m = /^Bearer[ ]+([^\s]+)\s*$/i.exec(header)
     if (m === null) throw unauthorized('The Authorization header must be "Bearer <token>"', true)
     token = m[1]!
-  } else if (queryToken !== undefined) {
+  } else if (queryToken.length > 0) {
     const sseStream = req.routeOptions.config?.queryToken === true && !wantsNdjson(req)
     if (!cfg.allowQueryToken || !sseStream) {
-      throw unauthorized('access_token in the URL is accepted only on SSE streams with auth.allowQueryToken: true; send Authorization: Bearer <token>', true)
+      throw unauthorized(`${QUERY_TOKEN_PARAM} in the URL is accepted only on SSE streams with auth.allowQueryToken: true; send Authorization: Bearer <token>`, true)
     }
-    if (typeof queryToken !== 'string') throw unauthorized('Give access_token once', true)
-    token = queryToken
+    if (queryToken.length > 1) throw unauthorized(`Give ${QUERY_TOKEN_PARAM} once`, true)
+    token = queryToken[0]!
   }
   if (token === null) throw unauthorized('A token is required: Authorization: Bearer <token>', false)
   const principal = access.authenticate(token)

@@ -7,8 +7,10 @@ import { ErrorCode, HttpError } from '../errors.js'
 
 export function installJsonBody (app: FastifyInstance): void {
   app.removeAllContentTypeParsers()
-  app.addContentTypeParser('*', { parseAs: 'string' }, (_req, body, done) => {
+  app.addContentTypeParser('*', { parseAs: 'string' }, (req, body, done) => {
     const text = typeof body === 'string' ? body : body.toString('utf8')
+    // a DELETE carries no data, but clients send `Content-Type: application/json` with it anyway
+    if (text === '' && req.method === 'DELETE') { done(null, undefined); return }
     if (text.trim() === '') {
       done(new HttpError(400, ErrorCode.BAD_JSON, 'The request body must be a JSON value (the message data)'), undefined)
       return

@@ -16,7 +16,7 @@ import { ErrorCode, HttpError } from '../errors.js'
 import type { AppLogger } from '../ops/logger.js'
 import type { BridgeMetrics } from '../ops/metrics.js'
 import type { SessionRegistry } from '../session/registry.js'
-import { redactUrl } from '../session/view.js'
+import { redactUrl } from '../../config/redact.js'
 import { checkUpstreamUrl, parseAllowUrls } from './ssrf.js'
 import { sessionParams } from './routes/common.js'
 
@@ -91,8 +91,8 @@ export class DynamicSessions {
     const body = parsed.data
     const check = checkUpstreamUrl(body.url, parseAllowUrls(cfg.allowUrls))
     if (!check.ok) {
-      req.log.warn({ owner: p.name, reason: check.reason }, 'dynamic session refused by the URL guard')
-      throw new HttpError(check.status, check.status === 400 ? ErrorCode.INVALID_URL : ErrorCode.URL_NOT_ALLOWED, check.reason)
+      req.log.warn({ owner: p.name, rule: check.rule, reason: check.reason }, 'dynamic session refused by the URL guard')
+      throw new HttpError(check.status, check.status === 400 ? ErrorCode.INVALID_URL : ErrorCode.URL_NOT_ALLOWED, check.reason, { details: { rule: check.rule } })
     }
     if (this.countOf(p.id) >= cfg.maxPerToken) {
       throw new HttpError(429, ErrorCode.TOO_MANY_SESSIONS, `This token already has ${cfg.maxPerToken} dynamic sessions (dynamicSessions.maxPerToken)`)

@@ -12,6 +12,8 @@ export interface SessionGaugeSource {
   readonly bufferedCount: number
   /** the session's streaming callers (their queues, at scrape time) */
   readonly hub: { callers: () => Iterable<{ readonly queuedBytes: number }> }
+  /** sessions with an upstream token source (structurally BridgeSession.reliable) */
+  readonly reliable?: { readonly tokens: { readonly failed: boolean, readonly stats: { readonly refusals: number } } | null }
 }
 
 export const UPSTREAM_STATES = ['disconnected', 'handshaking', 'connecting', 'connected', 'reconnecting', 'disconnecting'] as const
@@ -65,6 +67,18 @@ export class BridgeMetrics {
         for (const s of sources()) {
           for (const state of UPSTREAM_STATES) this.set({ session: s.name, state }, s.state === state ? 1 : 0)
         }
+      }
+    })
+    perSession('cometd_bridge_upstream_token_failed', '1 while the upstream refuses the session\'s token and its source gives no other (token-failed)',
+      (s) => s.reliable?.tokens?.failed === true ? 1 : 0)
+    new Counter({
+      name: 'cometd_bridge_upstream_token_refusals_total',
+      help: 'Upstream refusals of the session\'s token (HTTP 401/403, 401::Authentication invalid, 403::Handshake denied)',
+      labelNames: ['session'],
+      registers,
+      collect () {
+        this.reset()
+        for (const s of sources()) if (s.reliable?.tokens != null) this.inc({ session: s.name }, s.reliable.tokens.stats.refusals)
       }
     })
     if (defaultMetrics) collectDefaultMetrics({ register: this.registry, prefix: 'cometd_bridge_' })

@@ -1,4 +1,5 @@
 /** The JSON view of a session for GET /sessions[/:name]: state, counters, subscriptions. No secrets. */
+import { redactText, redactUrl } from '../../config/redact.js'
 import type { SubscriptionView } from '../upstream/subscriptions.js'
 import type { LogBounds } from '../event-log/event-log.js'
 import type { LastError, LinkStats } from '../upstream/link.js'
@@ -48,19 +49,6 @@ interface Viewable {
   }
 }
 
-/** Credentials and query values removed: `https://user:pw@h/cometd?token=x` → `https://h/cometd?token=***`. */
-export function redactUrl (url: string): string {
-  try {
-    const u = new URL(url)
-    u.username = ''
-    u.password = ''
-    for (const key of [...u.searchParams.keys()]) u.searchParams.set(key, '***')
-    return u.toString()
-  } catch {
-    return '(invalid url)'
-  }
-}
-
 export function sessionView (s: Viewable, subs: SubscriptionView[], callersOf: (pattern: string) => number,
   readiness: { ready: boolean, reason?: string }): SessionView {
   const cs = s.client.stats
@@ -95,7 +83,7 @@ export function sessionView (s: Viewable, subs: SubscriptionView[], callersOf: (
       upstreamDropped: cs.dropped,
       resubscribeFailures: cs.resubscribeFailures
     },
-    lastError: s.lastError,
+    lastError: s.lastError === null ? null : { ...s.lastError, message: redactText(s.lastError.message) },
     lastMessageAt: s.lastMessageAt === null ? null : new Date(s.lastMessageAt).toISOString()
   }
 }

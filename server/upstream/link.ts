@@ -4,7 +4,7 @@
  * its reference-counted upstream subscriptions. It tells its host what callers must hear about: messages, state
  * changes, re-handshakes and subscriptions the upstream refused.
  */
-import { Backoff, Client, ServerError } from '../../client-core/index.js'
+import { Backoff, Client, ServerError, originOutcome } from '../../client-core/index.js'
 import type { ClientOptions, HandshakeEvent, Message, StateChange } from '../../client-core/index.js'
 import { isWildcard } from '../channels.js'
 import type { SessionConfig } from '../../config/index.js'
@@ -13,6 +13,7 @@ import type { BridgeMetrics } from '../ops/metrics.js'
 import { LazyChildLogger } from '../ops/lazy-log.js'
 import type { SessionLogger } from '../ops/lazy-log.js'
 import { mapUpstreamError, unavailable } from './errors.js'
+import { originGates } from './origin-gates.js'
 import { isLimitError, SessionReliability } from './reliability.js'
 import { UpstreamSubscriptions } from './subscriptions.js'
 import type { Listener, Outcome } from './subscriptions.js'
@@ -223,6 +224,7 @@ export class UpstreamLink {
       maxNetworkDelayMs: config.maxNetworkDelayMs,
       headers: { ...config.headers },
       logger: new LazyChildLogger(this.#o.log, { component }),
+      connectGate: originGates.gateFor(config.url, config),
       ...extra
     }
     if (config.tls !== undefined && config.tls !== null) clientOptions.tls = config.tls as ClientOptions['tls']
@@ -242,7 +244,8 @@ export class UpstreamLink {
     if (this.#closing) return
     // our deadline passed while the client still tries: stop that attempt before the next one
     if (err instanceof DeadlineError) await withDeadline(this.client.close(), this.config.maxNetworkDelayMs, 'close').catch(() => {})
-    let delay = this.#backoff.next()
+    // a refusing origin is paced by its connect gate: wait in its queue, to go as soon as a probe is answered
+    let delay = originOutcome(err) === 'refused' ? OPEN_BACKOFF.initialMs : this.#backoff.next()
     // a limit error (Salesforce concurrent clients, daily limits): wait long, never hammer the org
     if (isLimitError(err)) {
       delay = Math.max(delay, this.reliable.limitOpenDelay())

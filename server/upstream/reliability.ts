@@ -9,7 +9,6 @@ import type { ClientOptions, Logger, StateChange } from '../../client-core/index
 import type { SessionConfig } from '../../config/index.js'
 import { ReplaySupport } from '../event-log/replay.js'
 import type { FallbackRecord, ReplayView } from '../event-log/replay.js'
-import { redactUrl } from '../session/view.js'
 import { TokenProvider } from './token.js'
 import type { TokenView } from './token.js'
 import { errorText } from '../deadline.js'
@@ -57,8 +56,10 @@ export class SessionReliability {
     const auth = config.auth
     this.tokens = auth !== undefined && auth !== null ? new TokenProvider(auth, options.log) : null
     this.tokens?.on((e) => {
-      if (e.kind === 'refreshed') options.report('token-refreshed', 'authentication failed: a new token was fetched', { refreshes: e.refreshes, source: this.tokens?.source })
-      else options.report('token-failed', 'no token from the token source', { error: e.error, source: this.tokens?.source })
+      const source = this.tokens?.source
+      if (e.kind === 'refreshed') options.report('token-refreshed', 'authentication failed: a new token was fetched', { refreshes: e.refreshes, source })
+      else if (e.refusals !== undefined) options.report('token-failed', 'the upstream keeps refusing the token and the token source gives no other', { error: e.error, refusals: e.refusals, source })
+      else options.report('token-failed', 'no token from the token source', { error: e.error, source })
     })
     const replay = config.replay
     this.replay = replay?.enabled === true
@@ -95,6 +96,7 @@ export class SessionReliability {
   /** A state change of the upstream client: a limit error is counted and reported with the wait. */
   noteState (e: StateChange): void {
     if (e.error !== undefined && isLimitError(e.error)) this.noteLimit(e.error, e.delayMs ?? null)
+    if (e.to === 'connected') this.tokens?.accepted()
   }
 
   noteLimit (err: unknown, retryInMs: number | null): void {
@@ -118,6 +120,7 @@ export class SessionReliability {
   }
 
   async close (): Promise<void> {
+    this.tokens?.close()
     await this.replay?.close()
   }
 
@@ -131,9 +134,12 @@ export class SessionReliability {
   }
 }
 
-/** The URL recorded in checkpoints: no credentials, no query (tokens sometimes travel there). */
+/** The URL recorded in checkpoints: scheme, host and path — no credentials, no query (tokens sometimes travel there). */
 export function checkpointUrl (url: string): string {
-  const redacted = redactUrl(url)
-  const q = redacted.indexOf('?')
-  return q < 0 ? redacted : redacted.slice(0, q)
+  try {
+    const u = new URL(url)
+    return `${u.protocol}//${u.host}${u.pathname}`
+  } catch {
+    return '(invalid url)'
+  }
 }

@@ -8,16 +8,21 @@
  * - OAuth2 refresh-token flow (`tokenUrl`, `clientId`, `clientSecret`, `refreshToken`): a form POST with
  *   `grant_type=refresh_token`; `access_token` of the JSON answer is the token (Salesforce's answer).
  *
- * The token is fetched before the first request and again after every authentication failure (HTTP 401/403,
- * `401::Authentication invalid`, `403::Handshake denied`); the client then re-handshakes and resubscribes.
+ * The token is fetched before the first request and again after an authentication failure (HTTP 401/403,
+ * `401::Authentication invalid`, `403::Handshake denied`), as TokenProvider says; the client then re-handshakes
+ * and resubscribes.
  * Tokens are never logged, shown or put in an error message.
  */
 import { spawn } from 'node:child_process'
 import { readFile } from 'node:fs/promises'
-import { BearerAuth } from '../../client-core/index.js'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { REDACTED, redactText, redactUrl } from '../../config/redact.js'
+import { BearerAuth, backoffCap, jittered } from '../../client-core/index.js'
 import type { UpstreamAuthConfig } from '../../config/index.js'
 
 export type TokenSourceKind = 'tokenFile' | 'tokenCommand' | 'oauth'
+
+export type TokenEvent = { kind: 'refreshed', refreshes: number } | { kind: 'failed', error: string, refusals?: number }
 
 export interface TokenLog {
   info: (obj: unknown, msg?: string) => void
@@ -26,6 +31,12 @@ export interface TokenLog {
 
 export interface TokenView {
   source: TokenSourceKind
+  /** ok; refused (the upstream refused the token, a new one is awaited); token-failed (refused maxRefusals times) */
+  status: 'ok' | 'refused' | 'token-failed'
+  /** refusals of the current token in a row */
+  refusals: number
+  /** refusals of any token since start */
+  refusalsTotal: number
   /** where the token comes from, without secrets (file path, "command", token URL) */
   from: string
   fetches: number
@@ -37,11 +48,18 @@ export interface TokenView {
 }
 
 const MAX_TOKEN_BYTES = 64 * 1024
-/** Several clients (the session and deep resumes) failing at once share one refresh. */
-const REFRESH_SHARE_MS = 1_000
+/** Refusals of one token in a row before `token-failed` (config `auth.maxRefusals`). */
+const DEFAULT_MAX_REFUSALS = 3
+/** After a refusal the source gave the same token again: it is read once more after 1 s, 2 s, 4 s … 30 s (half jitter). */
+const SAME_TOKEN_WAIT_MS = 1_000
+const SAME_TOKEN_MAX_WAIT_MS = 30_000
 
+/** A token source failed. The message never holds a token, and URLs in it are redacted (a library may quote one). */
 export class TokenError extends Error {
   override readonly name = 'TokenError'
+  constructor (message: string) {
+    super(redactText(message))
+  }
 }
 
 export function tokenSourceKind (cfg: UpstreamAuthConfig): TokenSourceKind | null {
@@ -132,27 +150,44 @@ async function fromOAuth (cfg: UpstreamAuthConfig, timeoutMs: number): Promise<s
   let json: Record<string, unknown> = {}
   try { json = JSON.parse(text) as Record<string, unknown> } catch {}
   if (!res.ok) {
-    // OAuth error answers carry `error` and `error_description`, never a token
-    const detail = [json.error, json.error_description].filter((v) => typeof v === 'string').join(': ').slice(0, 200)
+    // OAuth error answers carry `error` and `error_description`; a careless endpoint may quote what it was sent
+    const detail = sentSecrets(cfg).reduce((text, secret) => text.replaceAll(secret, REDACTED),
+      [json.error, json.error_description].filter((v) => typeof v === 'string').join(': ')).slice(0, 200)
     throw new TokenError(`token request answered HTTP ${res.status}${detail !== '' ? ` (${detail})` : ''}`)
   }
   if (typeof json.access_token !== 'string') throw new TokenError('token answer has no access_token')
   return checkToken(json.access_token, 'token request')
 }
 
+/** What a token request sends that may be secret: the refresh token, the client secret, the token URL's query values. */
+function sentSecrets (cfg: UpstreamAuthConfig): string[] {
+  const out = [cfg.refreshToken, cfg.clientSecret]
+  try {
+    out.push(...new URL(cfg.tokenUrl ?? '').searchParams.values())
+  } catch {}
+  return out.filter((v): v is string => typeof v === 'string' && v.length >= 4)
+}
+
 /**
- * One session's token source: the current token (cached), and refreshes shared between the clients of the
- * session (the upstream session and its deep resumes).
+ * One session's token source: the current token (cached), and refreshes shared between the clients of the session
+ * (the upstream session and its deep resumes). A refusal of the token in use re-reads the source at once; one of a
+ * token already replaced gets the new one without a read. When the source gives the refused token again, it is
+ * read again after a growing wait (a rotation in progress lands meanwhile), and after `maxRefusals` refusals in a
+ * row the session reports `token-failed` — and keeps trying, with the wait, until a token is accepted.
  */
 export class TokenProvider {
   readonly source: TokenSourceKind
   readonly #cfg: UpstreamAuthConfig
   readonly #log: TokenLog
   #current: Promise<string> | null = null
+  /** the value of #current once fetched */
+  #token: string | null = null
   #refreshing: Promise<string> | null = null
-  #lastRefreshDone = 0
-  readonly #listeners = new Set<(e: { kind: 'refreshed', refreshes: number } | { kind: 'failed', error: string }) => void>()
-  readonly stats = { fetches: 0, refreshes: 0, failures: 0, lastFetchAt: 0, lastRefreshAt: 0, lastError: null as string | null }
+  #refusals = 0
+  #failed = false
+  readonly #closed = new AbortController()
+  readonly #listeners = new Set<(e: TokenEvent) => void>()
+  readonly stats = { fetches: 0, refreshes: 0, failures: 0, refusals: 0, lastFetchAt: 0, lastRefreshAt: 0, lastError: null as string | null }
 
   constructor (cfg: UpstreamAuthConfig, log: TokenLog) {
     const kind = tokenSourceKind(cfg)
@@ -163,15 +198,17 @@ export class TokenProvider {
   }
 
   get scheme (): string { return this.#cfg.scheme ?? 'Bearer' }
+  /** the upstream refused the current token maxRefusals times in a row */
+  get failed (): boolean { return this.#failed }
 
   /** Listens to refreshes and failures (for `event: upstream`). */
-  on (fn: (e: { kind: 'refreshed', refreshes: number } | { kind: 'failed', error: string }) => void): void {
+  on (fn: (e: TokenEvent) => void): void {
     this.#listeners.add(fn)
   }
 
   /** The token in use (fetched once). */
   async current (): Promise<string> {
-    this.#current ??= this.#fetch('initial')
+    this.#current ??= this.#fetch('initial').then((token) => { this.#token = token; return token })
     try {
       return await this.#current
     } catch (err) {
@@ -180,24 +217,61 @@ export class TokenProvider {
     }
   }
 
-  /** A fresh token after an authentication failure; concurrent callers (or within 1 s of the last) share it. */
-  async refresh (): Promise<string> {
-    if (this.#refreshing !== null) return await this.#refreshing
-    if (this.#current !== null && Date.now() - this.#lastRefreshDone < REFRESH_SHARE_MS) return await this.current()
-    const next = this.#fetch('refresh')
-    this.#refreshing = next
-    try {
-      const token = await next
-      this.#current = next
-      this.#lastRefreshDone = Date.now()
-      this.stats.refreshes++
-      this.stats.lastRefreshAt = Date.now()
-      this.#log.info({ source: this.source, refreshes: this.stats.refreshes }, 'upstream token refreshed')
-      for (const fn of this.#listeners) fn({ kind: 'refreshed', refreshes: this.stats.refreshes })
-      return token
-    } finally {
-      this.#refreshing = null
+  /**
+   * A token after the upstream refused `refused` (undefined: the refused token is not known): the current one when
+   * it is already another, else a new read of the source, shared by concurrent callers.
+   */
+  async refresh (refused?: string): Promise<string> {
+    if (refused !== undefined && this.#token !== null && refused !== this.#token) return this.#token
+    this.#refreshing ??= this.#rotate(refused ?? this.#token).finally(() => { this.#refreshing = null })
+    return await this.#refreshing
+  }
+
+  /** The upstream accepted the token (the session is connected): no refusal in a row any more. */
+  accepted (): void {
+    this.#refusals = 0
+    this.#failed = false
+  }
+
+  /** Ends a wait for the next read (the session is closing). */
+  close (): void {
+    this.#closed.abort()
+  }
+
+  async #rotate (refused: string | null): Promise<string> {
+    if (refused !== null) this.#refused()
+    let token = await this.#fetch('refresh')
+    if (refused !== null && token === refused) {
+      // the source has no other yet: wait, then read again, rather than send the refused token at once
+      const cap = backoffCap(this.#refusals, SAME_TOKEN_WAIT_MS, SAME_TOKEN_MAX_WAIT_MS)
+      await sleep(jittered(cap, 0.5), undefined, { ref: false, signal: this.#closed.signal }).catch(() => {})
+      token = await this.#fetch('refresh')
     }
+    this.#current = Promise.resolve(token)
+    this.#token = token
+    if (token !== refused) this.#rotated()
+    return token
+  }
+
+  #refused (): void {
+    this.#refusals++
+    this.stats.refusals++
+    const max = this.#cfg.maxRefusals ?? DEFAULT_MAX_REFUSALS
+    if (this.#refusals < max || this.#failed) return
+    this.#failed = true
+    const error = `the upstream refused the token ${this.#refusals} times in a row and the ${this.source} gives no other`
+    this.stats.lastError = error
+    this.#log.warn({ source: this.source, refusals: this.#refusals }, 'upstream token failed: refused again and again')
+    for (const fn of this.#listeners) fn({ kind: 'failed', error, refusals: this.#refusals })
+  }
+
+  #rotated (): void {
+    this.#refusals = 0
+    this.#failed = false
+    this.stats.refreshes++
+    this.stats.lastRefreshAt = Date.now()
+    this.#log.info({ source: this.source, refreshes: this.stats.refreshes }, 'upstream token refreshed')
+    for (const fn of this.#listeners) fn({ kind: 'refreshed', refreshes: this.stats.refreshes })
   }
 
   async #fetch (why: 'initial' | 'refresh'): Promise<string> {
@@ -210,10 +284,10 @@ export class TokenProvider {
           : await fromOAuth(this.#cfg, timeoutMs)
       this.stats.fetches++
       this.stats.lastFetchAt = Date.now()
-      this.stats.lastError = null
+      if (!this.#failed) this.stats.lastError = null
       return token
     } catch (err) {
-      const message = err instanceof TokenError ? err.message : `token source failed: ${(err as Error).message}`
+      const message = err instanceof TokenError ? err.message : redactText(`token source failed: ${(err as Error).message}`)
       this.stats.failures++
       this.stats.lastError = message
       this.#log.warn({ source: this.source, why, error: message }, 'upstream token not available')
@@ -222,18 +296,11 @@ export class TokenProvider {
     }
   }
 
-  /** A BearerAuth for one client: the current token first, a refreshed one after each authentication failure. */
+  /** A BearerAuth for one client: the current token first, then a token for each refused one. */
   bearer (): BearerAuth {
-    let first = true
     return new BearerAuth({
       scheme: this.scheme,
-      getToken: async () => {
-        if (first) {
-          first = false
-          return await this.current()
-        }
-        return await this.refresh()
-      }
+      getToken: async (refused) => refused === undefined ? await this.current() : await this.refresh(refused)
     })
   }
 
@@ -241,7 +308,10 @@ export class TokenProvider {
     const s = this.stats
     return {
       source: this.source,
-      from: this.source === 'tokenFile' ? this.#cfg.tokenFile! : this.source === 'tokenCommand' ? 'command' : safeUrl(this.#cfg.tokenUrl!),
+      status: this.#failed ? 'token-failed' : this.#refusals > 0 ? 'refused' : 'ok',
+      refusals: this.#refusals,
+      refusalsTotal: s.refusals,
+      from: this.source === 'tokenFile' ? this.#cfg.tokenFile! : this.source === 'tokenCommand' ? 'command' : redactUrl(this.#cfg.tokenUrl!),
       fetches: s.fetches,
       refreshes: s.refreshes,
       failures: s.failures,
@@ -249,14 +319,5 @@ export class TokenProvider {
       lastRefreshAt: s.lastRefreshAt === 0 ? null : new Date(s.lastRefreshAt).toISOString(),
       lastError: s.lastError
     }
-  }
-}
-
-function safeUrl (url: string): string {
-  try {
-    const u = new URL(url)
-    return `${u.protocol}//${u.host}${u.pathname}`
-  } catch {
-    return '(invalid url)'
   }
 }

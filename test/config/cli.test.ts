@@ -12,7 +12,7 @@ t.test('cli - --check-config validates and summarises', async (t) => {
   const r = loadConfig({ argv: ['--check-config'], env: { COMETD_BRIDGE_URL: 'http://u:pw@h/cometd' } })
   t.match(r, { ok: true, action: 'check' })
   if (!r.ok) return
-  t.equal(r.text, 'configuration OK: listen 127.0.0.1:8080, 1 session (default: http://u:[redacted]@h/cometd), demo upstream off\n')
+  t.equal(r.text, 'configuration OK: listen 127.0.0.1:8080, 1 session (default: http://[redacted]@h/cometd), demo upstream off\n')
   const bad = loadConfig({ argv: ['--check-config', '--port', 'x'], env: {} })
   t.match(bad, { ok: false, errors: [{ path: 'listen.port' }] }, 'an invalid config fails (the CLI exits 78)')
 })

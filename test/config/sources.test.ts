@@ -59,7 +59,9 @@ t.test('defaults - a session gets every session default', async (t) => {
     unsubscribeLingerMs: 5000,
     tls: { rejectUnauthorized: true },
     ack: false,
-    replay: { enabled: false, start: -1, fallback: -2, deepResume: true, deepResumeMaxClients: 1, deepResumeTimeoutMs: 120000 }
+    replay: { enabled: false, start: -1, fallback: -2, deepResume: true, deepResumeMaxClients: 1, deepResumeTimeoutMs: 120000 },
+    initialBackoffMs: 250,
+    maxBackoffMs: 2300
   })
   t.equal(isDemoEnabled(c), false, 'demo auto with a session does not run the demo upstream')
   const capped = config(loadConfig({ argv: [], env: { COMETD_BRIDGE_URL: 'http://h/cometd', COMETD_BRIDGE_MAX_BATCH_BYTES: '32000' } }))

@@ -214,8 +214,16 @@ t.test('auth - no tokens: loopback callers only, unless allowUnauthenticated', a
   t.equal(await probe({ host: '127.0.0.1:8080', origin: 'https://evil.example' }, 'POST'), 403, 'a cross-origin POST from a web page is refused')
   t.equal(await probe({ host: '127.0.0.1:8080', origin: 'null' }), 403, 'an opaque origin is refused')
   t.equal(await probe({ host: 'evil.example:8080' }), 403, 'a foreign Host name (DNS rebinding) is refused')
-  t.equal(await probe({ host: '[::1]:8080' }), 200)
-  t.equal(await probe({ host: 'localhost' }), 200)
+  // the Host rules of docs/security.md, as a table
+  const hosts: Array<[string, number]> = [
+    ['[::1]:8080', 200], ['localhost', 200], ['LOCALHOST:8080', 200], ['bridge.localhost:8080', 200], ['a.b.localhost', 200],
+    ['127.0.0.1', 200], ['127.9.8.7:8080', 200], ['[::ffff:127.0.0.1]:8080', 200],
+    ['evil.example', 403], ['localhost.evil.example', 403], ['127.0.0.1.nip.io', 403], ['0x7f.0.0.1', 403],
+    ['2130706433', 403], ['10.0.0.1', 403], ['[::2]', 403]
+  ]
+  for (const [host, want] of hosts) t.equal(await probe({ host }), want, `Host: ${JSON.stringify(host)} → ${want}`)
+  t.equal(await probe({ host: 'localhost:8080', origin: 'http://localhost:8080' }), 200, 'Origin equal to the Host: same origin')
+  t.equal(await probe({ host: 'localhost:8080', origin: 'http://localhost:9090' }), 403, 'another port is another origin')
   const config = makeConfig({ a: { url: faye.url } })
   config.auth = { ...AUTH_DEFAULTS, allowUnauthenticated: true }
   const open = await startBridge(t, config, { listen: false })

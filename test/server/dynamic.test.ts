@@ -169,53 +169,81 @@ t.test('dynamic sessions - the SSRF guard refuses every URL outside allowUrls (H
   const P = 45678
   config.dynamicSessions = { enabled: true, allowUrls: [`http://127.0.0.1:${P}/cometd`, 'https://allowed.example/cometd'], idleTimeoutMs: 60_000, maxPerToken: 50, maxTotal: 50 }
   const { app, base } = await startBridge(t, config)
-  const attempts: Array<[string, string]> = [
-    ['other host', 'http://evil.example/cometd'],
-    ['other port', `http://127.0.0.1:${P + 1}/cometd`],
-    ['127.0.0.1 when not allowed (port 80)', 'http://127.0.0.1/cometd'],
-    ['another loopback address', `http://127.0.0.2:${P}/cometd`],
-    ['localhost (a name that is not listed)', `http://localhost:${P}/cometd`],
-    ['userinfo: allowed@evil', 'http://allowed.example@evil/'],
-    ['userinfo on an allowed URL', 'https://user:pw@allowed.example/cometd'],
-    ['fragment trick', 'http://evil#@allowed.example/'],
-    ['query trick', 'https://evil.example?@allowed.example/cometd'],
-    ['percent-encoded host', 'https://allowed%2Eexample/cometd'],
-    ['percent-encoded letter', 'https://%61llowed.example/cometd'],
-    ['encoded slash in userinfo', 'https://allowed.example%2F@evil.example/cometd'],
-    ['trailing dot', 'https://allowed.example./cometd'],
-    ['fullwidth letter (IDN)', 'https://\uff41llowed.example/cometd'],
-    ['IPv6 loopback literal', `http://[::1]:${P}/cometd`],
-    ['IPv4-mapped IPv6', `http://[::ffff:127.0.0.1]:${P}/cometd`],
-    ['decimal IP', `http://2130706433:${P}/cometd`],
-    ['hex IP', `http://0x7f.0.0.1:${P}/cometd`],
-    ['octal IP', `http://0177.0.0.1:${P}/cometd`],
-    ['short IP', `http://127.1:${P}/cometd`],
-    ['file:', 'file:///etc/passwd'],
-    ['gopher:', 'gopher://allowed.example/cometd'],
-    ['ws:', 'ws://allowed.example/cometd'],
-    ['javascript:', 'javascript:alert(1)'],
-    ['data:', 'data:text/plain,hi'],
-    ['path prefix escape /cometdX', 'https://allowed.example/cometdX'],
-    ['path prefix escape /cometd-admin', 'https://allowed.example/cometd-admin'],
-    ['.. traversal', 'https://allowed.example/cometd/../admin'],
-    ['encoded .. traversal', 'https://allowed.example/cometd/%2e%2e/admin'],
-    ['encoded slash traversal', 'https://allowed.example/cometd/..%2fadmin'],
-    ['encoded slash', 'https://allowed.example/cometd%2f..%2fadmin'],
-    ['other scheme (http for https)', 'http://allowed.example/cometd'],
-    ['other port on the allowed host', 'https://allowed.example:8443/cometd'],
-    ['backslash', 'https://allowed.example/cometd\\@evil.example'],
-    ['backslash authority', 'https://evil.example\\@allowed.example/cometd'],
-    ['leading space', ' https://allowed.example/cometd'],
-    ['tab inside the host', 'https://allowed.ex\tample/cometd'],
-    ['NUL', 'https://allowed.example/cometd\u0000']
+  const attempts: Array<[string, string, string]> = [
+    ['other host', 'http://evil.example/cometd', 'not-allowed'],
+    ['other port', `http://127.0.0.1:${P + 1}/cometd`, 'not-allowed'],
+    ['127.0.0.1 when not allowed (port 80)', 'http://127.0.0.1/cometd', 'not-allowed'],
+    ['another loopback address', `http://127.0.0.2:${P}/cometd`, 'ip-literal'],
+    ['localhost (a name that is not listed)', `http://localhost:${P}/cometd`, 'not-allowed'],
+    ['userinfo: allowed@evil', 'http://allowed.example@evil/', 'credentials'],
+    ['userinfo on an allowed URL', 'https://user:pw@allowed.example/cometd', 'credentials'],
+    ['fragment trick', 'http://evil#@allowed.example/', 'fragment'],
+    ['query trick', 'https://evil.example?@allowed.example/cometd', 'not-allowed'],
+    ['percent-encoded host', 'https://allowed%2Eexample/cometd', 'host-escape'],
+    ['percent-encoded letter', 'https://%61llowed.example/cometd', 'host-escape'],
+    ['encoded slash in userinfo', 'https://allowed.example%2F@evil.example/cometd', 'credentials'],
+    ['trailing dot', 'https://allowed.example./cometd', 'host-trailing-dot'],
+    ['empty label', 'https://allowed..example/cometd', 'host-empty-label'],
+    ['fullwidth letter (IDN)', 'https://\uff41llowed.example/cometd', 'host-not-canonical'],
+    ['IPv6 loopback literal', `http://[::1]:${P}/cometd`, 'ip-literal'],
+    ['IPv4-mapped IPv6', `http://[::ffff:127.0.0.1]:${P}/cometd`, 'host-not-canonical'],
+    ['decimal IP', `http://2130706433:${P}/cometd`, 'host-not-canonical'],
+    ['hex IP', `http://0x7f.0.0.1:${P}/cometd`, 'host-not-canonical'],
+    ['octal IP', `http://0177.0.0.1:${P}/cometd`, 'host-not-canonical'],
+    ['short IP', `http://127.1:${P}/cometd`, 'host-not-canonical'],
+    ['port with a leading zero', 'https://allowed.example:0443/cometd', 'port-not-canonical'],
+    ['empty port', 'https://allowed.example:/cometd', 'port-not-canonical'],
+    ['file:', 'file:///etc/passwd', 'scheme'],
+    ['gopher:', 'gopher://allowed.example/cometd', 'scheme'],
+    ['ws:', 'ws://allowed.example/cometd', 'scheme'],
+    ['javascript:', 'javascript:alert(1)', 'scheme'],
+    ['data:', 'data:text/plain,hi', 'scheme'],
+    ['path prefix escape /cometdX', 'https://allowed.example/cometdX', 'not-allowed'],
+    ['path prefix escape /cometd-admin', 'https://allowed.example/cometd-admin', 'not-allowed'],
+    ['.. traversal', 'https://allowed.example/cometd/../admin', 'path-dot-segment'],
+    ['trailing ..', 'https://allowed.example/cometd/..', 'path-dot-segment'],
+    ['. segment', 'https://allowed.example/cometd/./x', 'path-dot-segment'],
+    ['... segment', 'https://allowed.example/cometd/.../admin', 'path-dot-segment'],
+    ['..;/ (path parameter, Tomcat/Jetty)', 'https://allowed.example/cometd/..;/admin', 'path-parameter'],
+    [';jsessionid parameter', 'https://allowed.example/cometd;jsessionid=1/x', 'path-parameter'],
+    ['double encoding %252e%252e', 'https://allowed.example/cometd/%252e%252e/admin', 'path-double-encoding'],
+    ['%u002e%u002e (IIS)', 'https://allowed.example/cometd/%u002e%u002e/admin', 'path-invalid-escape'],
+    ['broken escape %2', 'https://allowed.example/cometd/%2', 'path-invalid-escape'],
+    ['encoded .. traversal', 'https://allowed.example/cometd/%2e%2e/admin', 'path-ascii-escape'],
+    ['encoded .. upper case', 'https://allowed.example/cometd/%2E%2E/admin', 'path-ascii-escape'],
+    ['encoded .. mixed case', 'https://allowed.example/cometd/%2e%2E/admin', 'path-ascii-escape'],
+    ['encoded slash traversal', 'https://allowed.example/cometd/..%2fadmin', 'path-ascii-escape'],
+    ['encoded slash', 'https://allowed.example/cometd%2f..%2fadmin', 'path-ascii-escape'],
+    ['encoded backslash', 'https://allowed.example/cometd/..%5Cadmin', 'path-ascii-escape'],
+    ['encoded ;', 'https://allowed.example/cometd/..%3B/admin', 'path-ascii-escape'],
+    ['encoded ?', 'https://allowed.example/cometd%3F/x', 'path-ascii-escape'],
+    ['encoded NUL', 'https://allowed.example/cometd%00/x', 'path-ascii-escape'],
+    ['encoded letter', 'https://allowed.example/%63ometd', 'path-ascii-escape'],
+    ['lower-case escape of é', 'https://allowed.example/cometd/caf%c3%a9', 'path-escape-case'],
+    ['overlong UTF-8 dots %C0%AE', 'https://allowed.example/cometd/%C0%AE%C0%AE/admin', 'path-invalid-utf8'],
+    ['overlong UTF-8 slash %E0%80%AF', 'https://allowed.example/cometd/..%E0%80%AFadmin', 'path-invalid-utf8'],
+    ['UTF-16 surrogate %ED%A0%80', 'https://allowed.example/cometd/%ED%A0%80', 'path-invalid-utf8'],
+    ['full-width dots', 'https://allowed.example/cometd/\uff0e\uff0e/admin', 'path-lookalike'],
+    ['encoded full-width dots', 'https://allowed.example/cometd/%EF%BC%8E%EF%BC%8E/admin', 'path-lookalike'],
+    ['division slash', 'https://allowed.example/cometd/..%E2%88%95admin', 'path-lookalike'],
+    ['empty segment //', 'https://allowed.example/cometd//admin', 'path-empty-segment'],
+    ['other scheme (http for https)', 'http://allowed.example/cometd', 'not-allowed'],
+    ['other port on the allowed host', 'https://allowed.example:8443/cometd', 'not-allowed'],
+    ['backslash', 'https://allowed.example/cometd\\@evil.example', 'backslash'],
+    ['backslash authority', 'https://evil.example\\@allowed.example/cometd', 'backslash'],
+    ['backslash traversal', 'https://allowed.example/cometd\\..\\admin', 'backslash'],
+    ['leading space', ' https://allowed.example/cometd', 'control-or-space'],
+    ['tab inside the host', 'https://allowed.ex\tample/cometd', 'control-or-space'],
+    ['NUL', 'https://allowed.example/cometd\u0000', 'control-or-space']
   ]
   const lines: string[] = []
-  for (const [what, url] of attempts) {
+  for (const [what, url, rule] of attempts) {
     const r = await statusOf(`${base}/sessions`, { method: 'POST', headers: as(OWNER, json), body: JSON.stringify({ url }) })
-    const body = JSON.parse(r.body) as { error: string, message: string }
+    const body = JSON.parse(r.body) as { error: string, message: string, rule: string }
     t.equal(r.status, 403, `${what}: ${JSON.stringify(url)} → 403`)
     t.equal(body.error, 'url_not_allowed', what)
-    lines.push(`${what.padEnd(40)} ${r.status} ${body.message}`)
+    t.equal(body.rule, rule, `${what}: refused by rule ${rule}`)
+    lines.push(`${what.padEnd(40)} ${body.rule.padEnd(20)} ${body.message}`)
   }
   t.comment('SSRF table:\n' + lines.join('\n'))
   for (const url of ['not a url', 'https://', '/cometd']) {
@@ -240,6 +268,9 @@ t.test('dynamic sessions - the guard itself: what passes', async (t) => {
   t.notOk(ok('http://2130706433:8080/cometd'), 'the same IP in decimal form is refused')
   t.notOk(ok('https://sub.allowed.example/cometd'), 'no subdomains')
   t.notOk(ok('https://allowed.example.evil/cometd'))
+  t.ok(ok('https://allowed.example/cometd/caf%C3%A9'), 'a non-ASCII character, escaped in upper case')
+  t.ok(ok('https://allowed.example/cometd/'), 'a trailing slash')
+  t.ok(ok('https://allowed.example/cometd?a=..;/x'), 'the query is not a path')
   const r = checkUpstreamUrl('https://allowed.example/cometd', allowed)
   t.same(r, { ok: true, url: 'https://allowed.example/cometd' })
 })

@@ -6,8 +6,9 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { Config } from '../../../config/index.js'
-import { makeConfig } from '../fixtures/bridge.js'
-import type { SessionInput, SseStream, Teardown } from '../fixtures/bridge.js'
+import { makeConfig, request, startBridge, waitConnected } from '../fixtures/bridge.js'
+import type { RunningBridge, SessionInput, SseStream, Teardown } from '../fixtures/bridge.js'
+import { waitFor } from '../../helpers/wait.js'
 
 export const CHANNEL = '/event/Order__e'
 
@@ -55,4 +56,12 @@ export function sfMessages (sse: SseStream): SfMessage[] {
 
 export function range (from: number, to: number): number[] {
   return Array.from({ length: to - from + 1 }, (_, i) => from + i)
+}
+
+/** A bridge on `config`, connected and ready (/readyz 200: every permanent subscription confirmed). */
+export async function startReadyBridge (t: Teardown, config: Config): Promise<RunningBridge> {
+  const running = await startBridge(t, config)
+  await waitConnected(running.app)
+  await waitFor(async () => (await request(`${running.base}/readyz`)).status === 200, { timeoutMs: 10_000 })
+  return running
 }

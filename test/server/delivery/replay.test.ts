@@ -12,7 +12,7 @@ import { checkpointUrl } from '../../../server/upstream/reliability.js'
 import { startSalesforceLike } from '../../helpers/salesforce.js'
 import { waitFor } from '../../helpers/wait.js'
 import { openSse, request, startBridge, waitConnected } from '../fixtures/bridge.js'
-import { CHANNEL, range, sfConfig, sfMessages, tempDir, tokenFile } from './fixtures.js'
+import { CHANNEL, range, sfConfig, sfMessages, startReadyBridge, tempDir, tokenFile } from './fixtures.js'
 
 t.setTimeout(120_000)
 
@@ -56,9 +56,7 @@ t.test('a checkpoint written for another upstream URL is ignored, not sent', asy
     version: 1, session: 'sf', url: 'https://other.my.salesforce.com/cometd/59.0', updatedAt: new Date().toISOString(), positions: { [CHANNEL]: 12345 }
   }))
   const config = sfConfig(sf.url, dir, { auth: { tokenFile: tokenFile(dir, 'tok-1') }, subscribe: [CHANNEL] })
-  const { app, base } = await startBridge(t, config)
-  await waitConnected(app)
-  await waitFor(async () => (await request(`${base}/readyz`)).status === 200, { timeoutMs: 10_000 })
+  const { app, base } = await startReadyBridge(t, config)
   const view = (await request(`${base}/sessions/sf`)).json
   t.equal(view.replay.checkpoint.loaded, 'ignored')
   t.match(view.replay.checkpoint.loadReason, /another upstream/)
@@ -70,9 +68,7 @@ t.test('deep resume: a Last-Event-ID older than the ring is served from the upst
   t.teardown(sf.close)
   const dir = tempDir(t)
   const config = sfConfig(sf.url, dir, { auth: { tokenFile: tokenFile(dir, 'tok-1') }, subscribe: [CHANNEL], bufferSize: 5 })
-  const { app, base, logs } = await startBridge(t, config)
-  await waitConnected(app)
-  await waitFor(async () => (await request(`${base}/readyz`)).status === 200, { timeoutMs: 10_000 })
+  const { app, base, logs } = await startReadyBridge(t, config)
   const first = await openSse(t, `${base}/sessions/sf/events?channel=${CHANNEL}`)
   for (const n of range(1, 20)) sf.publish(CHANNEL, { n })
   await first.waitEvent((e) => e.event === 'message', { count: 20 })
@@ -110,9 +106,7 @@ t.test('deep resume: a position the upstream no longer retains gives replay-expi
   t.teardown(sf.close)
   const dir = tempDir(t)
   const config = sfConfig(sf.url, dir, { auth: { tokenFile: tokenFile(dir, 'tok-1') }, subscribe: [CHANNEL], bufferSize: 5 })
-  const { app, base } = await startBridge(t, config)
-  await waitConnected(app)
-  await waitFor(async () => (await request(`${base}/readyz`)).status === 200, { timeoutMs: 10_000 })
+  const { app, base } = await startReadyBridge(t, config)
   const first = await openSse(t, `${base}/sessions/sf/events?channel=${CHANNEL}`)
   for (const n of range(1, 20)) sf.publish(CHANNEL, { n })
   await first.waitEvent((e) => e.event === 'message', { count: 20 })
@@ -137,9 +131,7 @@ t.test('deep resume: with every slot taken, the caller gets the ring and a gap s
     bufferSize: 5,
     replay: { enabled: true, start: -1, fallback: -2, deepResume: true, deepResumeMaxClients: 0 }
   })
-  const { app, base } = await startBridge(t, config)
-  await waitConnected(app)
-  await waitFor(async () => (await request(`${base}/readyz`)).status === 200, { timeoutMs: 10_000 })
+  const { app, base } = await startReadyBridge(t, config)
   const first = await openSse(t, `${base}/sessions/sf/events?channel=${CHANNEL}`)
   for (const n of range(1, 10)) sf.publish(CHANNEL, { n })
   await first.waitEvent((e) => e.event === 'message', { count: 10 })
@@ -158,9 +150,7 @@ t.test('across a restart: a caller behind the checkpoint is replayed from the up
   t.teardown(sf.close)
   const dir = tempDir(t)
   const config = sfConfig(sf.url, dir, { auth: { tokenFile: tokenFile(dir, 'tok-1') }, subscribe: [CHANNEL] })
-  const one = await startBridge(t, config)
-  await waitConnected(one.app)
-  await waitFor(async () => (await request(`${one.base}/readyz`)).status === 200, { timeoutMs: 10_000 })
+  const one = await startReadyBridge(t, config)
   const first = await openSse(t, `${one.base}/sessions/sf/events?channel=${CHANNEL}`)
   for (const n of range(1, 10)) sf.publish(CHANNEL, { n })
   await first.waitEvent((e) => e.event === 'message', { count: 10 })
@@ -168,9 +158,7 @@ t.test('across a restart: a caller behind the checkpoint is replayed from the up
   await one.app.close() // writes the final checkpoint: position of n=10
   for (const n of range(11, 15)) sf.publish(CHANNEL, { n })
 
-  const two = await startBridge(t, config)
-  await waitConnected(two.app)
-  await waitFor(async () => (await request(`${two.base}/readyz`)).status === 200, { timeoutMs: 10_000 })
+  const two = await startReadyBridge(t, config)
   t.equal(two.app.bridge.sessions.get('sf')!.seq, 5, 'the new run took in 11..15 from its checkpoint')
   const resumed = await openSse(t, `${two.base}/sessions/sf/events?channel=${CHANNEL}`, { 'Last-Event-ID': behind })
   await resumed.waitEvent((e) => e.event === 'message', { count: 10 })
@@ -189,6 +177,32 @@ t.test('across a restart: a caller behind the checkpoint is replayed from the up
   const multi = await openSse(t, `${two.base}/sessions/sf/events?channel=${CHANNEL}&channel=/event/Other__e`, { 'Last-Event-ID': behind })
   await multi.waitEvent((e) => e.event === 'gap')
   t.match(JSON.parse(multi.events[0]!.data), { reason: 'unknown-id' })
+})
+
+t.test('a restart past the retention window: the session reports replay-fallback, a caller resuming gets replay-expired', async (t) => {
+  const sf = await startSalesforceLike({ timeoutMs: 1500, retention: { count: 5 }, tokens: ['tok-1'] })
+  t.teardown(sf.close)
+  const dir = tempDir(t)
+  const config = sfConfig(sf.url, dir, { auth: { tokenFile: tokenFile(dir, 'tok-1') }, subscribe: [CHANNEL] })
+  const one = await startReadyBridge(t, config)
+  const first = await openSse(t, `${one.base}/sessions/sf/events?channel=${CHANNEL}`)
+  for (const n of range(1, 3)) sf.publish(CHANNEL, { n })
+  await first.waitEvent((e) => e.event === 'message', { count: 3 })
+  const lastId = sfMessages(first)[2]!.id!
+  await one.app.close() // the checkpoint holds the position of n=3
+  for (const n of range(4, 12)) sf.publish(CHANNEL, { n }) // the upstream now retains 8..12 only
+
+  // the bridge's own stored position is refused: replay-fallback (the session's report: log, GET /sessions)
+  const two = await startReadyBridge(t, config)
+  const view = (await request(`${two.base}/sessions/sf`)).json
+  t.equal(view.replay.fallbacks.count, 1, 'the stored position fell back: replay-fallback')
+  t.ok(two.logs.lines.some((l) => /fell back/.test(String(l.msg))), 'and a warning says so')
+  // a caller's own position is older than the retention: replay-expired, then everything retained
+  const resumed = await openSse(t, `${two.base}/sessions/sf/events?channel=${CHANNEL}`, { 'Last-Event-ID': lastId })
+  await resumed.waitEvent((e) => e.event === 'message', { count: 5 })
+  const gaps = resumed.events.filter((e) => e.event === 'gap').map((e) => JSON.parse(e.data) as { reason: string })
+  t.same(gaps.map((g) => g.reason), ['replay-expired'], 'the caller is told replay-expired (its position), once')
+  t.same(sfMessages(resumed).map((m) => m.n), range(8, 12), 'then what the upstream retains, once, in order')
 })
 
 t.test('deep resume that never meets the ring (a new run without checkpoint): joins when the upstream goes quiet', async (t) => {

@@ -47,11 +47,39 @@ t.test('token sources: the file is read again at every refresh', async (t) => {
   t.equal(await p.refresh(), 'second-token', 'a refresh reads the file again (rotated secrets)')
   t.equal(await p.current(), 'second-token')
   writeFileSync(file, '\n')
-  await delay(1_100) // refreshes within 1 s share one fetch (several clients failing at once)
-  await t.rejects(p.refresh(), /token file .* gave an empty token/)
+  await t.rejects(p.refresh(), /token file .* gave an empty token/, 'a refresh always reads the source again')
   const missing = new TokenProvider(upstreamAuth({ tokenFile: join(dir, 'nope') }), quiet)
   await t.rejects(missing.current(), /cannot read token file .*nope: ENOENT/)
   t.match(missing.view(), { source: 'tokenFile', failures: 1, lastError: /ENOENT/ })
+})
+
+t.test('token sources: a refused token is re-read at once; a token already replaced is not; the same one waits', async (t) => {
+  const dir = tempDir(t)
+  const file = tokenFile(dir, 'token-a')
+  const p = new TokenProvider(upstreamAuth({ tokenFile: file, maxRefusals: 2 }), quiet)
+  const events: string[] = []
+  p.on((e) => { events.push(e.kind === 'refreshed' ? 'refreshed' : `failed:${e.refusals ?? '-'}`) })
+  t.equal(await p.current(), 'token-a')
+  writeToken(file, 'token-b')
+  const concurrent = await Promise.all([p.refresh('token-a'), p.refresh('token-a')])
+  t.same(concurrent, ['token-b', 'token-b'], 'two clients refused at once share one read')
+  const reads = p.stats.fetches
+  t.equal(await p.refresh('token-a'), 'token-b', 'a late refusal of the replaced token gets the new one…')
+  t.equal(p.stats.fetches, reads, '…without reading the source')
+  // the provider's wait is unref()'d like every timer of the daemon: something must keep this process alive
+  const alive = setInterval(() => {}, 1_000)
+  t.teardown(() => { clearInterval(alive) })
+  const started = Date.now()
+  t.equal(await p.refresh('token-b'), 'token-b', 'the source still gives the refused token')
+  const waited = Date.now() - started
+  t.ok(waited >= 400, `read again after a wait (${waited} ms), not at once`)
+  t.equal(p.stats.fetches, reads + 2, 'read at once, then once more after the wait')
+  t.equal(await p.refresh('token-b'), 'token-b')
+  t.match(p.view(), { status: 'token-failed', refusals: 2 })
+  t.same(events, ['refreshed', 'failed:2'], 'token-failed once, after maxRefusals refusals in a row')
+  p.accepted()
+  t.match(p.view(), { status: 'ok', refusals: 0 }, 'accepted again: ok')
+  p.close()
 })
 
 t.test('token sources: a command with a deadline; its stdout is the token', async (t) => {
