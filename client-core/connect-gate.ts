@@ -10,7 +10,7 @@
  * the attempt rate bounded (≤ 1 / (maxMs·(1 − jitter))), the random part spreads several gates (daemons) apart.
  * The waiting clients take the probe in turn (first come, first served).
  */
-import { backoffCap, jittered } from './backoff.js'
+import { backoffCap, jittered } from './jitter.js'
 import { ClientError, HttpStatusError, ServerError, TransportError, WebSocketUpgradeError } from './errors.js'
 
 export interface ConnectGateOptions {

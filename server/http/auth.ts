@@ -24,26 +24,11 @@ import { channelMatches, patternCovers } from '../channels.js'
 import type { AuthConfig, TokenConfig } from '../../config/index.js'
 import { ErrorCode, HttpError } from '../errors.js'
 import { requestChannels } from './channel-rules.js'
+import type { Principal } from './principal.js'
 import { JwtVerifier } from './jwt.js'
 import { installStreamExpiry } from './stream-expiry.js'
 
-export interface Principal {
-  /** stable identity (owner of dynamic sessions): `#<index>` of the token entry, or `anonymous` */
-  readonly id: string
-  /** for logs and views: the entry's `name`, `token-<index>`, or `anonymous` */
-  readonly name: string
-  /** no tokens configured: a loopback (or allowUnauthenticated) caller with every right */
-  readonly anonymous: boolean
-  readonly allSessions: boolean
-  readonly sessions: ReadonlySet<string>
-  readonly subscribe: readonly string[]
-  readonly publish: readonly string[]
-  readonly console: boolean
-  readonly metrics: boolean
-  readonly createSessions: boolean
-  /** a JWT's `exp`, epoch ms: streams opened with it end then (jwt.ts, stream-expiry.ts) */
-  readonly expiresAt?: number
-}
+export type { Principal } from './principal.js'
 
 /** What a route requires beyond a valid token; routes may declare it as `config: { access }`. */
 export type RouteAccess = 'open' | 'authenticated' | 'session' | 'console' | 'metrics' | 'deny'

@@ -15,7 +15,7 @@ import type { JWTPayload, JWTVerifyGetKey, JWTVerifyOptions } from 'jose'
 import { channelProblem } from '../channels.js'
 import type { JwtConfig } from '../../config/index.js'
 import { ErrorCode, HttpError } from '../errors.js'
-import type { Principal } from './auth.js'
+import type { Principal } from './principal.js'
 
 export type JwtRejection = 'malformed' | 'expired' | 'not_yet_valid' | 'bad_signature' | 'wrong_issuer' |
   'wrong_audience' | 'algorithm_not_allowed' | 'unknown_key' | 'invalid_claims'
