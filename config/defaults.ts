@@ -47,6 +47,11 @@ export const DEFAULT_DEEP_RESUME_MAX_CLIENTS = 1
 export const DEFAULT_DEEP_RESUME_TIMEOUT_MS = 120_000
 export const DEFAULT_TOKEN_TIMEOUT_MS = 10_000
 
+// cluster: replicas sharing one Redis (cluster-schema.ts)
+export const DEFAULT_CLUSTER_LEASE_MS = 3_000
+export const DEFAULT_CLUSTER_STREAM_MAX_LEN = 100_000
+export const DEFAULT_CLUSTER_KEY_PREFIX = 'cometd-bridge'
+
 /** Inclusive [min, max] of every integer option. */
 export const LIMITS = {
   port: [0, 65_535],
@@ -71,5 +76,8 @@ export const LIMITS = {
   checkpointIntervalMs: [0, 60_000],
   deepResumeMaxClients: [0, 100],
   deepResumeTimeoutMs: [1_000, 3_600_000],
-  tokenTimeoutMs: [100, 600_000]
+  tokenTimeoutMs: [100, 600_000],
+  // cluster
+  leaseMs: [300, 600_000],
+  streamMaxLen: [100, 100_000_000]
 } as const satisfies Record<string, readonly [number, number]>

@@ -42,10 +42,13 @@ export function redactUrl (value: string): string {
   return `${url.protocol}//${auth}${url.host}${url.pathname}${search}${url.hash}`
 }
 
+/** Keys whose value is a URL that may carry a password (`cluster.redis`: redis://:pw@host). */
+const URL_KEYS = new Set(['url', 'redis'])
+
 function walk (value: unknown, path: readonly string[]): unknown {
   if (Array.isArray(value)) return value.map((item) => walk(item, path))
   if (!isPlainObject(value)) {
-    return typeof value === 'string' && path[path.length - 1] === 'url' ? redactUrl(value) : value
+    return typeof value === 'string' && URL_KEYS.has(path[path.length - 1] ?? '') ? redactUrl(value) : value
   }
   const parent = path[path.length - 1]
   const out: Record<string, unknown> = {}

@@ -9,6 +9,7 @@ import * as D from './defaults.js'
 import { bool, int, optionalInt } from './fields.js'
 import { authSchema, dynamicSessionsSchema, unauthenticatedListenProblem } from './auth-schema.js'
 import { reliableSessionKeys, reliableTopKeys, sessionAuthProblem } from './reliable-schema.js'
+import { clusterTopKeys } from './cluster-schema.js'
 
 
 
@@ -144,7 +145,8 @@ export const configSchema = z.strictObject({
   shutdownTimeoutMs: int('shutdownTimeoutMs', D.DEFAULT_SHUTDOWN_TIMEOUT_MS),
   auth: authSchema.prefault({}),
   dynamicSessions: dynamicSessionsSchema.prefault({}),
-  ...reliableTopKeys
+  ...reliableTopKeys,
+  ...clusterTopKeys
 }, { error: 'the configuration must be a mapping (an object)' }).superRefine((config, ctx) => {
   const problem = unauthenticatedListenProblem(config)
   if (problem !== null) ctx.addIssue({ code: 'custom', path: ['listen', 'host'], message: problem })
@@ -164,6 +166,7 @@ export type DemoMode = Config['demo']
 export type AuthConfig = Config['auth']
 export type TokenConfig = AuthConfig['tokens'][number]
 export type DynamicSessionsConfig = Config['dynamicSessions']
+export type ClusterConfig = NonNullable<Config['cluster']>
 export type ConfigConnectionType = SessionConfig['connectionTypes'][number]
 
 /** `demo: auto` means the embedded demo upstream runs only when no session is configured. */

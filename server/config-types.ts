@@ -4,6 +4,7 @@
  */
 import type { ReplayConfig } from './event-log/replay.js'
 import type { UpstreamAuthConfig } from './upstream/token.js'
+import type { ClusterConfig } from './cluster/config.js'
 
 export type ConnectionTypeName = 'websocket' | 'long-polling'
 
@@ -106,6 +107,8 @@ export interface BridgeConfig {
   dataDir?: string
   /** issue 6: checkpoint writes are coalesced to at most one per interval (absent = 200 ms) */
   checkpointIntervalMs?: number
+  /** replicas sharing one Redis (absent = this bridge runs alone) */
+  cluster?: ClusterConfig | undefined
 }
 
 /** Values used when the server itself adds a session (the embedded demo). Mirrors the config defaults. */
