@@ -26,7 +26,7 @@ import type { Gap } from './resume.js'
 import { formatId } from './resume.js'
 import { positionKey, replaySuffix } from './replay.js'
 import { messageFrame, sseFrame } from '../sse.js'
-import { errorText, withDeadline } from '../upstream/subscriptions.js'
+import { errorText, withDeadline } from '../deadline.js'
 
 export const DEEP_RESUME_IDLE_MS = 2_000
 

@@ -1,10 +1,10 @@
 /**
- * Resume planning: given the caller's Last-Event-ID, which buffered messages to replay and whether to announce
- * a gap first. Ids are `<epoch>-<seq>`; the epoch changes on every start of the bridge, so an id from another
- * run (or another session) is "unknown".
+ * Resume planning: given the caller's Last-Event-ID, which logged messages to replay and whether to announce a
+ * gap first. Ids are `<epoch>-<seq>`; the epoch changes on every start of the bridge, so an id from another run
+ * (or another session) is "unknown".
  */
 import { channelMatches } from '../channels.js'
-import type { Ring, RingEntry } from './ring.js'
+import type { EventLog, LogEntry } from './event-log.js'
 
 export type GapReason = 'unknown-id' | 'too-old' | 'not-subscribed' | 'rehandshake' |
   /** replay sessions (replay.ts): the upstream subscription fell back from a refused position since the id */
@@ -26,17 +26,14 @@ export interface Gap {
 }
 
 export interface ResumePlan {
-  replay: RingEntry[]
+  replay: LogEntry[]
   gap: Gap | null
   /** the stream continues after this sequence number (header Bridge-Last-Event-ID; 0 = from the start) */
   afterSeq: number
 }
 
 export interface ResumeContext {
-  epoch: string
-  /** last sequence number assigned */
-  seq: number
-  ring: Ring
+  log: EventLog
   /** `seq` when the last re-handshake happened (messages after it may have been missed), null if none */
   rehandshakeSeq: number | null
   /** is `pattern` covered by an upstream subscription confirmed at or before `seq`? */
@@ -54,30 +51,25 @@ export function parseId (id: string): { epoch: string, seq: number } | null {
   return { epoch: m[1]!, seq: Number(m[2]) }
 }
 
+/**
+ * The log says what it still has after the id (or that the id is unknown or too old); the upstream side adds
+ * what the log cannot know: a channel not subscribed upstream the whole time, or a re-handshake since the id.
+ */
 export function planResume (ctx: ResumeContext, lastEventId: string | null, patterns: readonly string[]): ResumePlan {
-  if (lastEventId === null || lastEventId === '') return { replay: [], gap: null, afterSeq: ctx.seq }
-  const ring = ctx.ring
-  const first = ring.firstSeq
-  const firstAvailableId = first === null ? null : formatId(ctx.epoch, first)
-  const currentId = ctx.seq === 0 ? null : formatId(ctx.epoch, ctx.seq)
-  const wanted = (e: RingEntry): boolean => patterns.some((p) => channelMatches(p, e.channel))
-  const parsed = parseId(lastEventId)
-  if (parsed === null || parsed.epoch !== ctx.epoch || parsed.seq > ctx.seq) {
-    return { replay: [], gap: { reason: 'unknown-id', lastEventId, firstAvailableId, currentId }, afterSeq: ctx.seq }
+  if (lastEventId === null || lastEventId === '') return { replay: [], gap: null, afterSeq: ctx.log.lastSeq }
+  const read = ctx.log.read(lastEventId, (e) => patterns.some((p) => channelMatches(p, e.channel)))
+  const base = { lastEventId, firstAvailableId: read.firstAvailableId, currentId: read.currentId }
+  const replay = read.entries
+  if (read.gone !== null) {
+    return { replay, gap: { reason: read.gone.reason, ...base, ...(read.gone.missed !== undefined ? { missed: read.gone.missed } : {}) }, afterSeq: read.afterSeq }
   }
-  const after = parsed.seq
-  const replay = ring.since(after, wanted)
-  const oldestHeld = first ?? ctx.seq + 1
-  if (after + 1 < oldestHeld) {
-    const missed = oldestHeld - after - 1
-    return { replay, gap: { reason: 'too-old', lastEventId, firstAvailableId, currentId, missed }, afterSeq: oldestHeld - 1 }
-  }
+  const after = read.afterSeq
   const uncovered = patterns.filter((p) => !ctx.coveredSince(p, after))
   if (uncovered.length > 0) {
-    return { replay, gap: { reason: 'not-subscribed', lastEventId, firstAvailableId, currentId, channels: uncovered }, afterSeq: after }
+    return { replay, gap: { reason: 'not-subscribed', ...base, channels: uncovered }, afterSeq: after }
   }
   if (ctx.rehandshakeSeq !== null && ctx.rehandshakeSeq >= after) {
-    return { replay, gap: { reason: 'rehandshake', lastEventId, firstAvailableId, currentId }, afterSeq: after }
+    return { replay, gap: { reason: 'rehandshake', ...base }, afterSeq: after }
   }
   return { replay, gap: null, afterSeq: after }
 }

@@ -1,19 +1,10 @@
 /**
- * The session's replay buffer: the last `capacity` messages, each with its consecutive sequence number and its
- * SSE frame (serialized once, shared by every caller and every replay).
+ * A fixed-capacity ring of log entries with consecutive sequence numbers: the storage of the in-memory event log
+ * (memory-log.ts). Grows on demand up to its capacity, then overwrites the oldest.
  */
-import type { Frame } from '../frames.js'
+import type { LogEntry } from './event-log.js'
 
-export interface RingEntry {
-  seq: number
-  channel: string
-  /** the message frame (`id: …\nevent: message\ndata: …\n\n` for SSE; rendered once per caller format) */
-  frame: Frame
-  /** the event id when it is more than `<epoch>-<seq>` (replay sessions add the upstream position) */
-  id?: string
-  /** replay sessions: the upstream replay position of the message (`data.event.replayId`) */
-  replayId?: number | string
-}
+export type RingEntry = LogEntry
 
 export class Ring {
   readonly capacity: number

@@ -1,7 +1,6 @@
 /** The JSON view of a session for GET /sessions[/:name]: state, counters, subscriptions. No secrets. */
 import type { SubscriptionView } from '../upstream/subscriptions.js'
-import type { Ring } from '../event-log/ring.js'
-import { formatId } from '../event-log/resume.js'
+import type { LogBounds } from '../event-log/event-log.js'
 
 export interface SessionStats {
   eventsIn: number
@@ -41,10 +40,10 @@ export interface SessionView {
 interface Viewable {
   name: string
   config: { url: string }
-  epoch: string
-  ring: Ring
+  readonly epoch: string
+  log: { bounds: () => LogBounds }
   stats: SessionStats
-  lastError: LastError | null
+  readonly lastError: LastError | null
   lastMessageAt: number | null
   readonly state: string
   readonly callerCount: number
@@ -71,7 +70,6 @@ export function redactUrl (url: string): string {
 
 export function sessionView (s: Viewable, subs: SubscriptionView[], callersOf: (pattern: string) => number,
   readiness: { ready: boolean, reason?: string }): SessionView {
-  const first = s.ring.firstSeq
   const cs = s.client.stats
   return {
     name: s.name,
@@ -85,12 +83,7 @@ export function sessionView (s: Viewable, subs: SubscriptionView[], callersOf: (
     lastEventId: s.lastId,
     callers: s.callerCount,
     subscriptions: subs.map((v) => ({ ...v, callers: callersOf(v.channel) })),
-    buffer: {
-      size: s.ring.size,
-      capacity: s.ring.capacity,
-      firstId: first === null ? null : formatId(s.epoch, first),
-      lastId: s.ring.lastSeq === null ? null : formatId(s.epoch, s.ring.lastSeq)
-    },
+    buffer: s.log.bounds(),
     counters: {
       messagesIn: s.stats.eventsIn,
       messagesOut: s.stats.eventsOut,

@@ -11,7 +11,7 @@
  */
 import { ClientError, ClientInvalidOperation, MessageEncodingError, ServerError, TransportError, TransportTimeoutError } from '../../client-core/index.js'
 import { ErrorCode, HttpError } from '../errors.js'
-import { DeadlineError } from './subscriptions.js'
+import { DeadlineError } from '../deadline.js'
 
 export function unavailable (session: string, why: string, retryAfterS: number): HttpError {
   return new HttpError(503, ErrorCode.UPSTREAM_UNAVAILABLE, `Session "${session}" is not connected upstream (${why}); retry later`, {

@@ -12,7 +12,7 @@ import type { FallbackRecord, ReplayView } from '../event-log/replay.js'
 import { redactUrl } from '../session/view.js'
 import { TokenProvider } from './token.js'
 import type { TokenView } from './token.js'
-import { errorText } from './subscriptions.js'
+import { errorText } from '../deadline.js'
 
 export const DEFAULT_DATA_DIR = './data'
 export const DEFAULT_CHECKPOINT_INTERVAL_MS = 200

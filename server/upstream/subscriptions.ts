@@ -4,7 +4,9 @@
  * All client operations on one pattern run one after the other (a per-pattern promise chain), so an unsubscribe
  * can never overtake the subscribe that follows it.
  */
+import { Backoff } from '../../client-core/index.js'
 import { patternCovers } from '../channels.js'
+import { errorText, withDeadline } from '../deadline.js'
 
 export type Listener = (message: { channel: string, data?: unknown, ext?: unknown }) => void
 
@@ -34,7 +36,8 @@ interface Entry {
   error: unknown
   linger: NodeJS.Timeout | null
   retry: NodeJS.Timeout | null
-  attempt: number
+  /** retries of a subscription that could not be made (created on the first failure) */
+  backoff: Backoff | null
   op: Promise<unknown>
 }
 
@@ -59,8 +62,8 @@ export interface UpstreamSubscriptionsOptions {
   onLost?: (pattern: string, error: unknown) => void
 }
 
-const RETRY_MIN_MS = 1_000
-const RETRY_MAX_MS = 30_000
+/** A subscription the upstream could not make is tried again after 0–1 s, growing to 0–30 s. */
+const RETRY_BACKOFF = { initialMs: 1_000, maxMs: 30_000, earlyMaxMs: 30_000 }
 
 export class UpstreamSubscriptions {
   readonly #entries = new Map<string, Entry>()
@@ -186,7 +189,7 @@ export class UpstreamSubscriptions {
   #entry (pattern: string): Entry {
     let entry = this.#entries.get(pattern)
     if (entry === undefined) {
-      entry = { pattern, refs: 0, permanent: false, state: 'idle', since: null, error: null, linger: null, retry: null, attempt: 0, op: Promise.resolve() }
+      entry = { pattern, refs: 0, permanent: false, state: 'idle', since: null, error: null, linger: null, retry: null, backoff: null, op: Promise.resolve() }
       this.#entries.set(pattern, entry)
     }
     return entry
@@ -205,7 +208,7 @@ export class UpstreamSubscriptions {
         entry.state = 'subscribed'
         entry.since = this.#o.currentSeq()
         entry.error = null
-        entry.attempt = 0
+        entry.backoff?.reset()
         return { status: 'subscribed' }
       } catch (err) {
         entry.state = 'failed'
@@ -247,9 +250,8 @@ export class UpstreamSubscriptions {
 
   #scheduleRetry (entry: Entry): void {
     if (this.#closed || entry.retry !== null || !want(entry)) return
-    const cap = Math.min(RETRY_MAX_MS, RETRY_MIN_MS * 2 ** Math.min(entry.attempt, 10))
-    entry.attempt++
-    const delay = Math.round(cap / 2 + Math.random() * cap / 2)
+    entry.backoff ??= new Backoff(RETRY_BACKOFF)
+    const delay = entry.backoff.next()
     entry.retry = setTimeout(() => {
       entry.retry = null
       if (entry.state === 'failed' || entry.state === 'idle') void this.#ensure(entry)
@@ -260,22 +262,4 @@ export class UpstreamSubscriptions {
 
 function want (entry: Entry): boolean {
   return entry.permanent || entry.refs > 0
-}
-
-export function errorText (err: unknown): string {
-  return err instanceof Error ? err.message : String(err)
-}
-
-/** Rejects with a timeout error when `promise` takes longer than `ms`. The timer is unref()'d. */
-export function withDeadline<T> (promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined
-  const deadline = new Promise<never>((_resolve, reject) => {
-    timer = setTimeout(() => { reject(new DeadlineError(`${what}: no answer within ${ms} ms`)) }, Math.max(1, ms))
-    timer.unref()
-  })
-  return Promise.race([promise, deadline]).finally(() => { clearTimeout(timer) })
-}
-
-export class DeadlineError extends Error {
-  override readonly name = 'DeadlineError'
 }

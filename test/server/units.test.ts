@@ -6,13 +6,14 @@ import { channelMatches, channelProblem, matchingPatterns, patternCovers } from 
 import { Ring } from '../../server/event-log/ring.js'
 import { formatId, parseId, planResume } from '../../server/event-log/resume.js'
 import type { ResumeContext } from '../../server/event-log/resume.js'
+import { MemoryEventLog } from '../../server/event-log/memory-log.js'
 import { messageFrame, sseFrame, sseRetry } from '../../server/sse.js'
 import { ServerError, TransportTimeoutError, TransportConnectionClosed, ClientInvalidOperation, ClientError } from '../../client-core/index.js'
 import { mapUpstreamError } from '../../server/upstream/errors.js'
 import { redactUrl } from '../../server/session/view.js'
 
 function entry (seq: number, channel = '/a') {
-  return { seq, channel, frame: sseFrame('message', { frame: seq }) }
+  return { seq, id: formatId('t', seq), channel, frame: sseFrame('message', { frame: seq }) }
 }
 
 t.test('ring - keeps the last N in order and evicts the oldest', async (t) => {
@@ -39,9 +40,9 @@ t.test('ring - capacity 0 holds nothing', async (t) => {
 })
 
 function ctx (over: Partial<ResumeContext> = {}): ResumeContext {
-  const ring = new Ring(3)
-  for (let i = 1; i <= 5; i++) ring.push(entry(i, i % 2 === 0 ? '/even' : '/odd'))
-  return { epoch: 'ep1', seq: 5, ring, rehandshakeSeq: null, coveredSince: () => true, ...over }
+  const log = new MemoryEventLog(3, { epoch: 'ep1' })
+  for (let i = 1; i <= 5; i++) log.append({ channel: i % 2 === 0 ? '/even' : '/odd', data: { frame: i } })
+  return { log, rehandshakeSeq: null, coveredSince: () => true, ...over }
 }
 
 t.test('resume - ids round-trip and bad ids are unknown', async (t) => {

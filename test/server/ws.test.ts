@@ -143,7 +143,7 @@ t.test('websocket - operations, errors, ACL, resume', async (t) => {
     first.close()
     await first.closed
     for (let i = 4; i <= 7; i++) await faye.publish('/keep/a', { i })
-    await waitFor(() => app.bridge.sessions.get('f')!.ring.size >= 7)
+    await waitFor(() => app.bridge.sessions.get('f')!.bufferedCount >= 7)
     const second = await openWs(t, `${wsBase}/sessions/f/ws`, full)
     second.send({ op: 'subscribe', channel: '/keep/**', lastEventId: seen.id, ref: 'r' })
     const ack = await second.waitFrame((f) => f.ref === 'r')

@@ -46,7 +46,3 @@ export function requireBody (body: unknown): unknown {
   if (body === undefined) throw new HttpError(400, ErrorCode.BAD_JSON, 'The request body must be a JSON value (the message data)')
   return body
 }
-
-export function elapsedSeconds (start: bigint): number {
-  return Number(process.hrtime.bigint() - start) / 1e9
-}

@@ -1,0 +1,100 @@
+/**
+ * The hub: which caller receives which event. Callers are routed by the channel patterns they asked for; each
+ * logged event goes to every matching caller once (a caller on several matching patterns gets it once), in log
+ * order. The hub knows neither the upstream nor how events are kept: the session feeds it the log's tail.
+ */
+import { ChannelRouter, channelMatches } from '../channels.js'
+import type { LogEntry } from '../event-log/event-log.js'
+import type { Frame } from '../frames.js'
+import type { Caller } from './caller.js'
+
+/** A caller's live filter: `skip` this entry, `deliver` it, or `done` (deliver, and drop the filter). */
+export type LiveFilter = (entry: LogEntry) => 'skip' | 'deliver' | 'done'
+
+export class Hub {
+  readonly #callers = new Set<Caller>()
+  /** callers by the pattern they asked for; match() answers a channel without building its pattern list */
+  readonly #byPattern = new ChannelRouter<Set<Caller>>()
+  /** callers catching up elsewhere (a deep resume): no live delivery until released */
+  readonly #held = new Set<Caller>()
+  readonly #filters = new Map<Caller, LiveFilter>()
+
+  get size (): number { return this.#callers.size }
+
+  callers (): IterableIterator<Caller> { return this.#callers.values() }
+
+  add (caller: Caller): void { this.#callers.add(caller) }
+
+  /** Forgets the caller (routes, hold, filter); false when it was not here. Its patterns are left to the caller. */
+  remove (caller: Caller): boolean {
+    if (!this.#callers.delete(caller)) return false
+    this.#held.delete(caller)
+    this.#filters.delete(caller)
+    for (const p of caller.patterns) this.unroute(caller, p)
+    return true
+  }
+
+  /** Live events matching `pattern` go to the caller from now on. */
+  route (caller: Caller, pattern: string): void {
+    let set = this.#byPattern.get(pattern)
+    if (set === undefined) this.#byPattern.set(pattern, set = new Set())
+    set.add(caller)
+  }
+
+  unroute (caller: Caller, pattern: string): void {
+    const set = this.#byPattern.get(pattern)
+    set?.delete(caller)
+    if (set?.size === 0) this.#byPattern.delete(pattern)
+  }
+
+  callersOf (pattern: string): number { return this.#byPattern.get(pattern)?.size ?? 0 }
+
+  hold (caller: Caller): void { this.#held.add(caller) }
+  release (caller: Caller): void { this.#held.delete(caller) }
+  filter (caller: Caller, filter: LiveFilter): void { this.#filters.set(caller, filter) }
+
+  /** Fans one logged event out to the matching callers; returns how many got it. */
+  deliver (entry: LogEntry): number {
+    const seq = entry.seq
+    const held = this.#held.size > 0
+    const filtered = this.#filters.size > 0
+    let delivered = 0
+    for (const set of this.#byPattern.match(entry.channel)) {
+      for (const caller of set) {
+        if (caller.lastSeq >= seq) continue
+        if (held && this.#held.has(caller)) continue // catching up: it gets this from the log when it joins
+        caller.lastSeq = seq
+        if (filtered && this.#skips(caller, entry)) continue
+        caller.send(entry.frame, entry.id)
+        delivered++
+      }
+    }
+    return delivered
+  }
+
+  /** An in-band event (not a message) to every caller, or to those whose patterns match `channel`. */
+  announce (frame: Frame, channel?: string): void {
+    for (const caller of this.#callers) {
+      if (channel === undefined || caller.patterns.some((p) => channelMatches(p, channel))) caller.send(frame, undefined, false)
+    }
+  }
+
+  /** An in-band event to the callers of exactly `pattern`. */
+  announceTo (pattern: string, frame: Frame): void {
+    const set = this.#byPattern.get(pattern)
+    if (set !== undefined) for (const caller of set) caller.send(frame, undefined, false)
+  }
+
+  /** `event: shutdown` to every caller (a jittered retry hint, so they do not all come back at once), then closed. */
+  shutdown (retryMs: number): void {
+    for (const caller of [...this.#callers]) caller.shutdown(retryMs + Math.round(Math.random() * retryMs))
+  }
+
+  #skips (caller: Caller, entry: LogEntry): boolean {
+    const filter = this.#filters.get(caller)
+    if (filter === undefined) return false
+    const verdict = filter(entry)
+    if (verdict === 'done') this.#filters.delete(caller)
+    return verdict === 'skip'
+  }
+}
