@@ -105,6 +105,11 @@ export class Lease {
     }
   }
 
+  /** Redis refused an append of this holder (another holds the lease, or the data changed): give up now. */
+  fenced (reason: string): void {
+    this.#lose(`append refused: ${reason}`)
+  }
+
   /** Gives the lease up for good (shutdown); the holder's release is announced so that another takes over at once. */
   async close (): Promise<void> {
     if (this.#state === 'closed') return

@@ -82,6 +82,9 @@ export class RedisLink {
   #epoch: string | null = null
   #heartbeat: NodeJS.Timeout | null = null
   #checking: Promise<void> | null = null
+  /** reader (re)connections, and how many of them a completed check came after: reads wait for that check */
+  #readerConnects = 0
+  #readerChecked = 0
   readonly #stateListeners = new Set<(state: LinkState, reason: string) => void>()
   readonly #epochListeners = new Set<(epoch: string, previous: string) => void>()
 
@@ -98,6 +101,8 @@ export class RedisLink {
     const cmd = createClient({
       url: config.redis,
       name: `cometd-bridge:${config.replicaId}`,
+      // raw replies as flat arrays (HGETALL, XINFO, XREAD), the same on every Redis version
+      RESP: 2,
       // a command while Redis is away fails at once: a lease renewal must not wait in a queue
       disableOfflineQueue: true,
       socket: {
@@ -162,6 +167,11 @@ export class RedisLink {
     }
   }
 
+  /** EVAL with the whole source: no NOSCRIPT fallback, so calls sent in a row run in that order. */
+  async evalSource (script: LuaScript, keys: string[], args: string[], timeoutMs?: number): Promise<unknown> {
+    return this.send(['EVAL', script.source, String(keys.length), ...keys, ...args], timeoutMs)
+  }
+
   async publish (channel: string, message: string): Promise<number> {
     return Number(await this.send(['PUBLISH', channel, message]))
   }
@@ -181,6 +191,13 @@ export class RedisLink {
    */
   async blockingRead (args: string[], blockMs: number, graceMs: number): Promise<unknown> {
     const reader = this.#reader ?? await this.#newReader()
+    // a reader that (re)connected reads only once the epoch was checked after that: it may be a new Redis
+    if (this.#readerChecked !== this.#readerConnects) {
+      await this.#recheck()
+      if (this.#readerChecked !== this.#readerConnects || this.#state !== 'up') {
+        throw new ClusterError(ClusterErrorCode.TIMEOUT, 'Redis is not checked since the reader reconnected')
+      }
+    }
     try {
       return await deadline(reader.sendCommand(args), blockMs + graceMs, 'a blocking read')
     } catch (err) {
@@ -216,7 +233,11 @@ export class RedisLink {
     const reader = await this.#duplicate('reader', false)
     // a reconnected reader is another Redis client: CLIENT UNBLOCK needs its new id
     const learnId = async (): Promise<void> => { this.#readerId = String(await reader.sendCommand(['CLIENT', 'ID'])) }
-    reader.on('ready', () => { void learnId().catch(() => {}) })
+    reader.on('ready', () => {
+      this.#readerConnects++
+      void learnId().catch(() => {})
+    })
+    this.#readerConnects++
     try {
       await deadline(learnId(), Math.max(1_000, this.config.leaseMs), 'CLIENT ID')
     } catch (err) {
@@ -254,6 +275,8 @@ export class RedisLink {
   }
 
   async #recheck (): Promise<void> {
+    // a check under way may have begun before what asks for this one: wait for it, then check again
+    if (this.#checking !== null) await this.#checking
     if (this.#checking !== null) return this.#checking
     this.#checking = this.#check(false).catch((err: unknown) => {
       this.#setState('down', redisErrorText(err))
@@ -263,6 +286,7 @@ export class RedisLink {
 
   /** The eviction policy and the epoch, on every (re)connection. At start a bad policy is fatal. */
   async #check (atStart: boolean): Promise<void> {
+    const readerConnects = this.#readerConnects
     const info = String(await this.send(['INFO', 'memory']))
     const policy = /^maxmemory_policy:(\S+)/m.exec(info)?.[1] ?? 'unknown'
     if (policy !== REQUIRED_POLICY) {
@@ -282,6 +306,7 @@ export class RedisLink {
       for (const fn of this.#epochListeners) fn(epoch, previous)
     }
     await this.#writeBeat()
+    this.#readerChecked = readerConnects
     this.#setState('up', 'ok')
   }
 
