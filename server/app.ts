@@ -14,6 +14,7 @@ import { createLogger } from './ops/logger.js'
 import type { AppLogger } from './ops/logger.js'
 import { BridgeMetrics } from './ops/metrics.js'
 import { BridgeSession } from './session/bridge-session.js'
+import type { Session } from './session/any-session.js'
 import { checkDataDir } from './event-log/checkpoint.js'
 import { DEFAULT_DATA_DIR } from './upstream/reliability.js'
 import type { ClientFactory } from './session/bridge-session.js'
@@ -33,7 +34,9 @@ import { LazyChildLogger } from './ops/lazy-log.js'
 
 export interface Bridge {
   readonly config: BridgeConfig
-  readonly sessions: ReadonlyMap<string, BridgeSession>
+  readonly sessions: ReadonlyMap<string, Session>
+  /** the replica answering, when replicas share a Redis (`cluster`); null alone */
+  readonly replicaId: string | null
   readonly metrics: BridgeMetrics
   /** true from the start of the shutdown */
   readonly draining: boolean
@@ -86,14 +89,19 @@ export async function buildApp (config: BridgeConfig, deps: AppDeps = {}): Promi
     }
   })
 
-  const sessions = new Map<string, BridgeSession>()
+  const sessions = new Map<string, Session>()
   let started!: () => void
   const startedP = new Promise<void>((resolve) => { started = resolve })
   const metrics = new BridgeMetrics(() => sessions.values(), deps.defaultMetrics ?? true)
   let draining = false
+  // replicas sharing a Redis: loaded only then (the Redis client with it)
+  const cluster = config.cluster === undefined
+    ? null
+    : await (await import('./cluster/services.js')).ClusterNode.open(config.cluster, { log: logger, registry: metrics.registry })
   const bridge: Bridge = {
     config,
     sessions,
+    replicaId: cluster?.replicaId ?? null,
     metrics,
     get draining () { return draining },
     started: startedP,
@@ -121,7 +129,7 @@ export async function buildApp (config: BridgeConfig, deps: AppDeps = {}): Promi
       checkpointIntervalMs: config.checkpointIntervalMs
     }
     if (sessionConfig.replay?.enabled === true) checkDataDir(config.dataDir ?? DEFAULT_DATA_DIR)
-    sessions.set(name, new BridgeSession(name, sessionConfig, opts))
+    sessions.set(name, cluster !== null ? cluster.session(name, sessionConfig, opts) : new BridgeSession(name, sessionConfig, opts))
   }
   app.decorate('bridge', bridge)
   // issue 7: before any route (it intercepts upgrades); streams end with their own shutdown frame (close 1001)
@@ -174,6 +182,7 @@ export async function buildApp (config: BridgeConfig, deps: AppDeps = {}): Promi
   app.addHook('onClose', async () => {
     const budget = Math.max(100, config.shutdownTimeoutMs - 500)
     await Promise.all([...sessions.values()].map(async (s) => { await s.close(budget) }))
+    await cluster?.close()
   })
 
   healthRoutes(app)

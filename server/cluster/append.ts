@@ -18,10 +18,11 @@ import type { EntryKind } from './stream-format.js'
 import type { ReplayPosition } from '../../client-core/index.js'
 
 /**
- * KEYS: lease, epoch, stream, replay positions (hash), subscriptions (hash), entry counter.
+ * KEYS: lease, epoch, stream, replay positions (hash), subscriptions (hash), entry counter, last status.
  * ARGV: lease value, epoch, maxlen, kind, channel, payload, position, subscription op ('' | 'set' | 'del'), pattern.
  * → the entry id, 'DUP', or an error FENCED / EPOCH. Every entry gets the next number of the session (`n`): a
- * reader that finds one missing knows entries were trimmed before it read them.
+ * reader that finds one missing knows entries were trimmed before it read them. The last status (`u` without a
+ * channel) is also kept on its own: a replica that starts reads the upstream's state there.
  */
 const APPEND = new LuaScript(`
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return redis.error_reply('FENCED this replica does not hold the lease') end
@@ -35,6 +36,7 @@ end
 local n = redis.call('INCR', KEYS[6])
 local id = redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[3], '*', 'k', ARGV[4], 'c', ARGV[5], 'p', ARGV[6], 'r', position, 'n', n)
 if position ~= '' then redis.call('HSET', KEYS[4], ARGV[5], position) end
+if ARGV[4] == 'u' and ARGV[5] == '' then redis.call('SET', KEYS[7], ARGV[6]) end
 if ARGV[8] == 'set' then redis.call('HSETNX', KEYS[5], ARGV[9], id) elseif ARGV[8] == 'del' then redis.call('HDEL', KEYS[5], ARGV[9]) end
 return id
 `)
@@ -45,6 +47,7 @@ export interface SessionKeys {
   replay: string
   subs: string
   count: string
+  status: string
 }
 
 export function sessionKeys (link: Pick<RedisLink, 'key'>, session: string): SessionKeys {
@@ -53,7 +56,8 @@ export function sessionKeys (link: Pick<RedisLink, 'key'>, session: string): Ses
     stream: link.key('session', session, 'stream'),
     replay: link.key('session', session, 'replay'),
     subs: link.key('session', session, 'subs'),
-    count: link.key('session', session, 'count')
+    count: link.key('session', session, 'count'),
+    status: link.key('session', session, 'status')
   }
 }
 
@@ -97,7 +101,7 @@ export class StreamWriter {
     ]
     let reply: unknown
     try {
-      reply = await this.#link.evalSource(APPEND, [k.lease, this.#link.key('epoch'), k.stream, k.replay, k.subs, k.count], args)
+      reply = await this.#link.evalSource(APPEND, [k.lease, this.#link.key('epoch'), k.stream, k.replay, k.subs, k.count, k.status], args)
     } catch (err) {
       const text = redisErrorText(err)
       if (/^(FENCED|EPOCH)/.test(text)) {

@@ -105,6 +105,13 @@ export class Lease {
     }
   }
 
+  /** The stream named a newer holder than the one last seen here (fresher than the next look at the lease). */
+  observe (replicaId: string, term: number): void {
+    if (this.#state !== 'follower') return
+    const seen = parseLease(this.#seen)
+    if (seen === null || term > seen.term) this.#seen = `${replicaId}|${term}`
+  }
+
   /** Redis refused an append of this holder (another holds the lease, or the data changed): give up now. */
   fenced (reason: string): void {
     this.#lose(`append refused: ${reason}`)
@@ -217,6 +224,7 @@ export class Lease {
     if (this.#state !== 'holder') return
     const value = this.#value
     this.#setState('follower', null)
+    this.#seen = null
     this.#changes++
     this.#log.warn({ lease: value, reason }, 'lease lost: stopping the upstream session')
     this.#host.lost(reason)

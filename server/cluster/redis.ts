@@ -49,6 +49,17 @@ export class LuaScript {
   }
 }
 
+/**
+ * The replica's heartbeat. KEYS: its key, the replica registry (zset), its subscription interest (hash).
+ * ARGV: replicaId, ttl ms. Registry scores are Redis's clock, so replicas never compare their own clocks.
+ */
+const BEAT = new LuaScript(`
+local t = redis.call('TIME')
+redis.call('ZADD', KEYS[2], t[1] * 1000 + math.floor(t[2] / 1000), ARGV[1])
+redis.call('PEXPIRE', KEYS[3], ARGV[2])
+return redis.call('SET', KEYS[1], t[1], 'PX', ARGV[2])
+`)
+
 export const REQUIRED_POLICY = 'noeviction'
 const RECONNECT_MAX_MS = 2_000
 
@@ -222,8 +233,12 @@ export class RedisLink {
     this.#setState('closed', 'closed')
     if (this.#heartbeat !== null) clearInterval(this.#heartbeat)
     this.#heartbeat = null
-    // the heartbeat key goes at once: the holder drops this replica's interest without waiting for its expiry
-    await deadline(this.#cmd.sendCommand(['DEL', this.key('replica', this.config.replicaId)]), 500, 'DEL').catch(() => {})
+    // the heartbeat goes at once: holders drop this replica's interest without waiting for its expiry
+    const id = this.config.replicaId
+    await deadline(Promise.all([
+      this.#cmd.sendCommand(['DEL', this.key('replica', id), this.key('replica', id, 'interest')]),
+      this.#cmd.sendCommand(['ZREM', this.key('replicas'), id])
+    ]), 500, 'DEL').catch(() => {})
     for (const client of [this.#cmd, this.#reader, this.#sub]) client?.destroy()
     this.#reader = null
     this.#sub = null
@@ -331,8 +346,12 @@ export class RedisLink {
 
   async #writeBeat (): Promise<void> {
     const every = Math.max(100, Math.floor(this.config.leaseMs / 3))
-    await this.send(['SET', this.key('replica', this.config.replicaId), String(Date.now()), 'PX', String(3 * this.config.leaseMs)], every)
+    const id = this.config.replicaId
+    await this.eval(BEAT, [this.key('replica', id), this.key('replicas'), this.key('replica', id, 'interest')], [id, String(this.heartbeatTtlMs)], every)
   }
+
+  /** A replica silent for this long is gone: its interest no longer counts. */
+  get heartbeatTtlMs (): number { return 3 * this.config.leaseMs }
 
   #setState (to: LinkState, reason: string): void {
     if (this.#state === 'closed') return

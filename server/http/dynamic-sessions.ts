@@ -16,12 +16,13 @@ import type { AppLogger } from '../ops/logger.js'
 import type { BridgeMetrics } from '../ops/metrics.js'
 import { BridgeSession } from '../session/bridge-session.js'
 import type { ClientFactory } from '../session/bridge-session.js'
+import type { Session } from '../session/any-session.js'
 import { redactUrl } from '../session/view.js'
 import { checkUpstreamUrl, parseAllowUrls } from './ssrf.js'
 
 export interface DynamicDeps {
   /** the app's session map (dynamic sessions are added to and removed from it) */
-  sessions: Map<string, BridgeSession>
+  sessions: Map<string, Session>
   metrics: BridgeMetrics
   logger: AppLogger
   createClient?: ClientFactory

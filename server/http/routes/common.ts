@@ -2,11 +2,11 @@
 import type { FastifyInstance } from 'fastify'
 import { channelProblem, isMeta, isService } from '../../channels.js'
 import { ErrorCode, HttpError } from '../../errors.js'
-import type { BridgeSession } from '../../session/bridge-session.js'
+import type { Session } from '../../session/any-session.js'
 
 export const MAX_CHANNELS_PER_STREAM = 64
 
-export function getSession (app: FastifyInstance, name: string): BridgeSession {
+export function getSession (app: FastifyInstance, name: string): Session {
   const session = app.bridge.sessions.get(name)
   if (session === undefined) throw new HttpError(404, ErrorCode.UNKNOWN_SESSION, `No session named ${JSON.stringify(name.slice(0, 100))}`)
   return session

@@ -18,7 +18,7 @@ import { channelProblem, isMeta, isService } from '../../channels.js'
 import { ErrorCode, HttpError } from '../../errors.js'
 import { frameOf } from '../../frames.js'
 import { WsSink } from '../../hub/sinks.js'
-import type { BridgeSession } from '../../session/bridge-session.js'
+import type { Session } from '../../session/any-session.js'
 import { ANONYMOUS } from '../auth.js'
 import { MAX_CHANNELS_PER_STREAM, getSession } from './common.js'
 
@@ -65,7 +65,7 @@ export function wsRoutes (app: FastifyInstance): void {
   })
 }
 
-async function serveSocket (app: FastifyInstance, session: BridgeSession, socket: WebSocket, req: FastifyRequest): Promise<void> {
+async function serveSocket (app: FastifyInstance, session: Session, socket: WebSocket, req: FastifyRequest): Promise<void> {
   const principal = req.principal ?? ANONYMOUS
   const access = app.access
   const http = app.bridge.config.http

@@ -1,0 +1,72 @@
+/**
+ * Three real bridge replicas on one real Redis in front of a real Faye: exactly one upstream client, callers on
+ * any replica receive, publishes through any replica arrive, and the holder's graceful stop hands over at once.
+ */
+import t from 'tap'
+import { startFaye } from '../helpers/faye.js'
+import { startRedis } from '../helpers/redis.js'
+import { waitFor } from '../helpers/wait.js'
+import { openSse, request } from '../server/fixtures/bridge.js'
+import { agreedHolder, startReplica } from './replicas.js'
+import type { Replica } from './replicas.js'
+
+t.setTimeout(110_000)
+
+t.test('cluster - three replicas: one upstream client, callers everywhere, publish anywhere, SIGTERM handover', async (t) => {
+  const redis = await startRedis(t)
+  const faye = await startFaye({ timeoutSec: 5 })
+  t.teardown(faye.close)
+  // upstream clients: those polling over HTTP (Faye's own in-process client, used by faye.publish, is not one)
+  const clients = new Set<string>()
+  faye.bayeux.addExtension({
+    incoming: (m, _req, cb) => {
+      if (m.channel === '/meta/connect' && m.connectionType !== 'in-process' && typeof m.clientId === 'string') clients.add(m.clientId)
+      cb(m)
+    }
+  })
+  faye.bayeux.on('disconnect', (id) => { clients.delete(id) })
+  const sessions = { s: { url: faye.url, connectionTypes: ['long-polling'] } }
+  const replicas: Replica[] = await Promise.all(['a', 'b', 'c'].map(async (id) => await startReplica(t, { redis: redis.url, id, sessions })))
+  const holderId = await agreedHolder(replicas, 's')
+  const holder = replicas.find((r) => r.id === holderId)!
+  const others = replicas.filter((r) => r !== holder)
+  await waitFor(() => clients.size === 1, { timeoutMs: 10_000, message: () => `one upstream client (have ${clients.size})` })
+
+  // a caller on each replica; the two on followers make the holder subscribe upstream
+  const streams = await Promise.all(replicas.map(async (r) => await openSse(t, `${r.base}/sessions/s/events?channel=/chat/**`)))
+  t.same(streams.map((s) => s.status), [200, 200, 200])
+  await waitFor(async () => (await holder.view('s')).subscriptions.some((s: { channel: string, state: string }) => s.channel === '/chat/**' && s.state === 'subscribed'), { timeoutMs: 10_000, message: 'the holder subscribed what the callers want' })
+  await faye.publish('/chat/room', { n: 1 })
+  for (const s of streams) await s.waitEvent((e) => e.event === 'message')
+  const ids = streams.map((s) => s.messages()[0]!.id)
+  t.equal(new Set(ids).size, 1, `the same id on every replica: ${ids[0]}`)
+  t.match(ids[0], /^[a-z0-9]+:\d+-\d+$/)
+
+  // publish through a follower arrives upstream (and comes back to every caller)
+  const res = await request(`${others[0]!.base}/sessions/s/publish/chat/room`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ n: 2 }) })
+  t.equal(res.status, 200, res.text)
+  t.match(res.json, { successful: true, channel: '/chat/room' })
+  for (const s of streams) await s.waitEvent((e) => e.event === 'message', { count: 2 })
+  t.same(streams.map((s) => s.messages().map((m) => (m.data as { n: number }).n)), [[1, 2], [1, 2], [1, 2]])
+  t.equal(clients.size, 1, 'still exactly one upstream client')
+
+  // views: who answers, who holds
+  const view = await others[1]!.view('s')
+  t.match(view, { replicaId: others[1]!.id, holder: holderId, role: 'follower' })
+  t.match((await request(`${others[1]!.base}/sessions`)).json, { replicaId: others[1]!.id })
+
+  // SIGTERM: the holder hands over at once
+  const term = Date.now()
+  holder.child.proc.kill('SIGTERM')
+  const next = await agreedHolder(others, 's')
+  const handover = Date.now() - term
+  await waitFor(() => clients.size === 1 && [...clients].length === 1, { timeoutMs: 10_000 })
+  t.comment(`SIGTERM handover: ${handover} ms to a new agreed holder (${next}; leaseMs 1000)`)
+  t.ok(handover < 3_000, 'well before the lease would have expired many times over')
+  t.not(next, holderId)
+  const subscribed = async (r: Replica): Promise<boolean> => (await r.view('s')).subscriptions.some((s: { channel: string, state: string }) => s.channel === '/chat/**' && s.state === 'subscribed')
+  await waitFor(async () => await subscribed(others.find((r) => r.id === next)!), { timeoutMs: 10_000, message: 'the new holder subscribed what the callers want' })
+  await faye.publish('/chat/room', { n: 3 })
+  for (const s of streams.filter((_, i) => replicas[i] !== holder)) await s.waitEvent((e) => e.event === 'message', { count: 3 })
+  t.equal(clients.size, 1, 'one upstream client after the handover')
+})
