@@ -225,7 +225,7 @@ export class ClusterSession {
       const holder = await Holder.take({
         ...this.#o, stats: this.stats, redis: this.#c.redis, session: this.name, config: this.config, lease: value,
         fenced: (reason) => { lease.fenced(reason) }
-      }, wanted, this.#remote.holder === this.#c.redis.replicaId ? null : this.#remote.holder)
+      }, wanted, this.#remote.holder)
       if (lease.value !== value || this.#closing) {
         void holder.stop(1_000)
         return

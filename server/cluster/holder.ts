@@ -74,7 +74,11 @@ export class Holder {
     }, o)
   }
 
-  /** Takes the session over: positions from Redis, the `holder` marker, then the upstream opens. */
+  /**
+   * Takes the session over: positions from Redis, the `holder` marker, then the upstream opens. `previous` is the
+   * holder the stream last named (this replica too, after an outage): events since may have been missed unless
+   * the upstream replays them.
+   */
   static async take (o: HolderOptions, patterns: ReadonlySet<string>, previous: string | null): Promise<Holder> {
     const holder = new Holder(o)
     const replay = holder.upstream.reliable.replay
@@ -89,7 +93,8 @@ export class Holder {
     }
     const all = [...new Set([...o.config.subscribe, ...patterns])]
     const replayed = replay !== null && all.every((p) => !isWildcard(p))
-    holder.#status('holder', previous === null ? 'this replica holds the upstream session' : `taken over from ${previous}`, {
+    const reason = previous === null ? 'this replica holds the upstream session' : previous === o.redis.replicaId ? 'held again after an interruption' : `taken over from ${previous}`
+    holder.#status('holder', reason, {
       term: Number(o.lease.slice(o.lease.lastIndexOf('|') + 1)),
       ...(previous !== null ? { previous } : {}),
       mayHaveMissed: previous !== null && !replayed,

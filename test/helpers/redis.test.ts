@@ -32,6 +32,17 @@ t.test('redis helper - restart keeps the data with AOF and loses it without', as
   }
 })
 
+t.test('redis helper - restartEmpty loses the data even with AOF', async (t) => {
+  const redis = await startRedis(t, { appendonly: true })
+  let c = await client(redis.url)
+  await c.set('k', 'v')
+  c.destroy()
+  await redis.restartEmpty()
+  c = await client(redis.url)
+  t.equal(await c.get('k'), null)
+  c.destroy()
+})
+
 t.test('redis helper - kill, then start on the same port', async (t) => {
   const redis = await startRedis(t, { appendonly: true })
   const port = redis.port

@@ -8,13 +8,14 @@
  *   await redis.kill()             // SIGKILL
  *   await redis.start()            // again, same port and directory (with AOF: same data; without: empty)
  *   await redis.restart()          // stop + start
+ *   await redis.restartEmpty()     // stop, remove its data (AOF), start: a Redis that lost everything
  *
  * Persistence is off unless `appendonly` (no RDB snapshots ever), so a restart without AOF is an empty Redis.
  * Teardown (registered on `t`) kills the server and removes the directory.
  */
 import { spawn } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
-import { mkdtemp, rm } from 'node:fs/promises'
+import { mkdtemp, readdir, rm } from 'node:fs/promises'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -43,6 +44,7 @@ export interface RedisPeer {
   stop: () => Promise<void>
   kill: () => Promise<void>
   restart: () => Promise<void>
+  restartEmpty: () => Promise<void>
   /** SIGSTOP / SIGCONT: a Redis that hangs without closing its connections */
   pause: () => void
   resume: () => void
@@ -133,6 +135,11 @@ export async function startRedis (t: Teardown, opts: RedisOptions = {}): Promise
     stop: async () => { await signal('SIGTERM') },
     kill: async () => { await signal('SIGKILL') },
     restart: async () => { await signal('SIGTERM'); await start() },
+    restartEmpty: async () => {
+      await signal('SIGTERM')
+      for (const name of await readdir(dir)) await rm(join(dir, name), { recursive: true, force: true })
+      await start()
+    },
     pause: () => { proc?.kill('SIGSTOP') },
     resume: () => { proc?.kill('SIGCONT') }
   }
