@@ -58,6 +58,9 @@ t.test('redis trouble - down, back with AOF, back empty', async (t) => {
   for (const s of streams) await s.waitEvent(status('log-down'))
   await waitFor(() => clients.size === 0, { timeoutMs: 5_000, message: () => `the holder stopped its upstream (${clients.size} clients)` })
   t.comment(`Redis down: no upstream client ${Date.now() - down} ms after the stop (leaseMs ${LEASE_MS})`)
+  const refused = await request(`${replicas[0]!.base}/sessions/s/publish/t`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"n":0}' })
+  t.match(refused, { status: 503, json: { error: 'upstream_unavailable', message: /No replica holds session "s"/ } })
+  t.ok(refused.headers.get('retry-after'), 'with Retry-After')
 
   // back with its data
   await redis.start()

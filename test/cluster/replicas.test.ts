@@ -3,6 +3,7 @@
  * any replica receive, publishes through any replica arrive, and the holder's graceful stop hands over at once.
  */
 import t from 'tap'
+import { startCometd } from '../helpers/cometd-server.js'
 import { startFaye } from '../helpers/faye.js'
 import { startRedis } from '../helpers/redis.js'
 import { waitFor } from '../helpers/wait.js'
@@ -25,7 +26,9 @@ t.test('cluster - three replicas: one upstream client, callers everywhere, publi
     }
   })
   faye.bayeux.on('disconnect', (id) => { clients.delete(id) })
-  const sessions = { s: { url: faye.url, connectionTypes: ['long-polling'] } }
+  const cometd = await startCometd({ options: { timeout: 3_000 } })
+  t.teardown(cometd.close)
+  const sessions = { s: { url: faye.url, connectionTypes: ['long-polling'] }, c: { url: cometd.url, connectionTypes: ['long-polling'] } }
   const replicas: Replica[] = await Promise.all(['a', 'b', 'c'].map(async (id) => await startReplica(t, { redis: redis.url, id, sessions })))
   const holderId = await agreedHolder(replicas, 's')
   const holder = replicas.find((r) => r.id === holderId)!
@@ -54,6 +57,28 @@ t.test('cluster - three replicas: one upstream client, callers everywhere, publi
   const view = await others[1]!.view('s')
   t.match(view, { replicaId: others[1]!.id, holder: holderId, role: 'follower' })
   t.match((await request(`${others[1]!.base}/sessions`)).json, { replicaId: others[1]!.id })
+
+  // session c on cometd-nodejs-server: a call, and the upstream's refusals, through a replica that does not hold it
+  const cHolder = await agreedHolder(replicas, 'c')
+  const cOther = replicas.find((r) => r.id !== cHolder)!
+  await waitFor(async () => (await request(`${replicas.find((r) => r.id === cHolder)!.base}/readyz`)).status === 200, { timeoutMs: 15_000 })
+  const post = async (path: string, body: unknown) => await request(`${cOther.base}/sessions/c/${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })
+  const call = await post('call/service/echo', { q: [1, 2] })
+  t.equal(call.status, 200, call.text)
+  t.same(call.json, { q: [1, 2] }, 'a call through a follower is answered by the holder\'s upstream')
+  t.match(await post('publish/forbidden/x', 1), { status: 403, json: { error: 'upstream_denied' } })
+  const refused = await openSse(t, `${cOther.base}/sessions/c/events?channel=/forbidden/x`)
+  t.equal(refused.status, 403)
+  t.match(JSON.parse(refused.body()), { error: 'upstream_denied', bayeux: { error: '403::subscribe_denied' } }, 'the holder\'s refusal reaches the caller of another replica')
+
+  // metrics
+  const metrics = (await request(`${holder.base}/metrics`)).text
+  t.match(metrics, /cometd_bridge_cluster_lease_held\{session="s"\} 1/)
+  t.match(metrics, /cometd_bridge_cluster_redis_up 1/)
+  t.match(metrics, /cometd_bridge_cluster_read_lag_seconds\{session="s"\}/)
+  const followerMetrics = (await request(`${others[0]!.base}/metrics`)).text
+  t.match(followerMetrics, /cometd_bridge_cluster_lease_held\{session="s"\} 0/)
+  t.match(followerMetrics, /cometd_bridge_cluster_forward_duration_seconds_count\{session="s",op="publish",outcome="ok"\} 1/)
 
   // SIGTERM: the holder hands over at once
   const term = Date.now()
