@@ -57,3 +57,28 @@ t.test('start - no Redis at the URL: refused after the start-up deadline', async
   t.equal(exit.code, 1)
   t.match(child.stderr(), /cometd-bridge: Cannot reach Redis/)
 })
+
+t.test('docker-compose.yml - the cluster profile: a Redis the bridge accepts, two replicas with their own ids and ports', async (t) => {
+  const YAML = (await import('yaml')).default
+  const { readFileSync } = await import('node:fs')
+  const { loadConfig } = await import('../../config/index.js')
+  const compose = YAML.parse(readFileSync(join(ROOT, 'docker-compose.yml'), 'utf8')) as any
+  const redis = compose.services.redis
+  t.same(redis.profiles, ['cluster'])
+  t.match(redis.command.join(' '), /--maxmemory-policy noeviction/)
+  t.match(redis.command.join(' '), /--appendonly yes/)
+  const replicas = ['bridge-a', 'bridge-b'].map((name) => compose.services[name])
+  t.same(replicas.map((r) => r.profiles), [['cluster'], ['cluster']])
+  t.same(replicas.map((r) => r.environment.COMETD_BRIDGE_REPLICA_ID), ['bridge-a', 'bridge-b'])
+  t.same(replicas.map((r) => r.ports), [['8081:8080'], ['8082:8080']])
+  t.same(replicas.map((r) => Object.keys(r.depends_on).sort()), [['demo-upstream', 'redis'], ['demo-upstream', 'redis']])
+  const dir = mkdtempSync(join(tmpdir(), 'compose-'))
+  t.teardown(() => { rmSync(dir, { recursive: true, force: true }) })
+  for (const r of replicas) {
+    const file = join(dir, 'bridge.yaml')
+    writeFileSync(file, compose.configs[r.configs[0].source].content)
+    const loaded = loadConfig({ argv: [], env: { ...r.environment, COMETD_BRIDGE_CONFIG: file } })
+    if (!loaded.ok) throw new Error(loaded.text)
+    t.match(loaded.config.cluster, { redis: 'redis://redis:6379', replicaId: r.environment.COMETD_BRIDGE_REPLICA_ID })
+  }
+})
