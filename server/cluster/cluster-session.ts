@@ -233,7 +233,8 @@ export class ClusterSession {
       this.#holder = holder
       this.#c.metrics.leaseChanges.inc({ session: this.name, change: 'acquired' })
     } catch (err) {
-      this.#o.log.warn({ err }, 'taking the session over failed: the lease runs out, another replica may try')
+      this.#o.log.warn({ err }, 'taking the session over failed: the lease is given up')
+      if (lease.value === value) lease.giveUp('the takeover failed')
     }
   }
 

@@ -114,7 +114,15 @@ export class Lease {
 
   /** Redis refused an append of this holder (another holds the lease, or the data changed): give up now. */
   fenced (reason: string): void {
-    this.#lose(`append refused: ${reason}`)
+    this.giveUp(`append refused: ${reason}`)
+  }
+
+  /** This holder cannot do its job (the takeover failed): let the lease go, another replica (or this one later) tries. */
+  giveUp (reason: string): void {
+    const value = this.#value
+    this.#lose(reason)
+    // deleted at once rather than left to expire: the others need not wait leaseMs
+    if (value !== null) void this.#link.eval(RELEASE, [this.#key], [value, this.#link.key('lease-released'), this.session], 1_000).catch(() => {})
   }
 
   /** Gives the lease up for good (shutdown); the holder's release is announced so that another takes over at once. */
@@ -255,9 +263,17 @@ export class Leases {
 
   get (session: string): Lease | undefined { return this.#leases.get(session) }
 
+  /** The session's lease, competing from now on (the same one when it was added before). */
   async add (session: string, host: LeaseHost, log: SessionLogger = this.#log): Promise<Lease> {
     this.#subscribed ??= this.#link.subscribe(this.#link.key('lease-released'), (name) => { this.#leases.get(name)?.released() })
-    await this.#subscribed
+    try {
+      await this.#subscribed
+    } catch (err) {
+      this.#subscribed = null
+      throw err
+    }
+    const known = this.#leases.get(session)
+    if (known !== undefined) return known
     const lease = new Lease(this.#link, session, host, log)
     this.#leases.set(session, lease)
     lease.start()

@@ -29,7 +29,8 @@ t.test('cluster - three replicas: one upstream client, callers everywhere, publi
   const cometd = await startCometd({ options: { timeout: 3_000 } })
   t.teardown(cometd.close)
   const sessions = { s: { url: faye.url, connectionTypes: ['long-polling'] }, c: { url: cometd.url, connectionTypes: ['long-polling'] } }
-  const replicas: Replica[] = await Promise.all(['a', 'b', 'c'].map(async (id) => await startReplica(t, { redis: redis.url, id, sessions })))
+  const extra = { dynamicSessions: { enabled: true, allowUrls: [faye.url] } }
+  const replicas: Replica[] = await Promise.all(['a', 'b', 'c'].map(async (id) => await startReplica(t, { redis: redis.url, id, sessions, extra })))
   const holderId = await agreedHolder(replicas, 's')
   const holder = replicas.find((r) => r.id === holderId)!
   const others = replicas.filter((r) => r !== holder)
@@ -79,6 +80,21 @@ t.test('cluster - three replicas: one upstream client, callers everywhere, publi
   const followerMetrics = (await request(`${others[0]!.base}/metrics`)).text
   t.match(followerMetrics, /cometd_bridge_cluster_lease_held\{session="s"\} 0/)
   t.match(followerMetrics, /cometd_bridge_cluster_forward_duration_seconds_count\{session="s",op="publish",outcome="ok"\} 1/)
+
+  // a dynamic session stays on the replica that created it (its own upstream session, its own log)
+  const created = await request(`${others[0]!.base}/sessions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ url: faye.url, connectionTypes: ['long-polling'] }) })
+  t.equal(created.status, 201, created.text)
+  const dyn = created.json.name as string
+  t.equal((await request(`${others[1]!.base}/sessions/${dyn}`)).status, 404, 'unknown to the other replicas')
+  const dynStream = await openSse(t, `${others[0]!.base}/sessions/${dyn}/events?channel=/dyn`)
+  await waitFor(async () => (await others[0]!.view(dyn)).subscriptions?.some((x: { channel: string, state: string }) => x.channel === '/dyn' && x.state === 'subscribed'), { timeoutMs: 10_000 })
+  await faye.publish('/dyn', { d: 1 })
+  await dynStream.waitEvent((e) => e.event === 'message')
+  t.notOk('holder' in (await others[0]!.view(dyn)), 'a local session: no holder')
+  await waitFor(() => clients.size === 2, { timeoutMs: 5_000, message: () => `the dynamic session is a second upstream client (${clients.size})` })
+  dynStream.close()
+  t.equal((await request(`${others[0]!.base}/sessions/${dyn}`, { method: 'DELETE' })).status, 204)
+  await waitFor(() => clients.size === 1, { timeoutMs: 5_000, message: () => `back to one upstream client (${clients.size})` })
 
   // SIGTERM: the holder hands over at once
   const term = Date.now()
