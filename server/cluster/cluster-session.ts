@@ -79,7 +79,7 @@ export class ClusterSession {
   get state (): string { return this.#holder?.upstream.state ?? this.#remote.state }
   get callerCount (): number { return this.hub.size }
   get upstreamSubscriptionCount (): number { return this.#holder?.upstream.subs.size ?? 0 }
-  get bufferedCount (): number { return 0 }
+  get bufferedCount (): number { return this.log.tailSize }
   get lastError (): LastError | null { return this.#holder?.upstream.lastError ?? null }
   get isHolder (): boolean { return this.#holder !== null }
   /** the replica holding the lease as far as this one knows */

@@ -91,8 +91,10 @@ export class ClusterNode {
     if (this.#sweep !== null) clearInterval(this.#sweep)
     this.bus.close()
     await this.leases.close()
-    await this.reader.close()
+    // closing the link ends a blocking read at once, even on a Redis that hangs
+    const reading = this.reader.close()
     await this.redis.close()
+    await reading
   }
 
   /** The holder subscribes to what the callers of every live replica want, and releases the rest. */

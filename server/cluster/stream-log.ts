@@ -75,6 +75,8 @@ export class RedisStreamLog {
   }
 
   get epoch (): string { return this.#link.epoch }
+  /** entries of the local tail (the newest ones delivered, kept to join resume reads to the live tail) */
+  get tailSize (): number { return this.#tail.length }
   get position (): string { return this.#position }
   get lastSeq (): number { return this.#seq }
   /** caller-facing id of the newest entry delivered, or null */

@@ -50,6 +50,7 @@ export class StreamReader {
     this.#logs.delete(log.keys.stream)
   }
 
+  /** Stops the loop; resolves when it has stopped (a blocking read ends with CLIENT UNBLOCK or the link's close). */
   async close (): Promise<void> {
     this.#closed = true
     this.#wake?.()
