@@ -72,7 +72,7 @@ export class ClusterSession {
     this.#c = options.cluster
     this.log = new RedisStreamLog(this.#c.redis, name, config.bufferSize)
     this.log.follow((entry) => { this.#onEntry(entry) })
-    this.log.onReset((previous) => { this.#announceGap('unknown-id', previous, { reason2: 'the shared log lost its data (Redis restarted empty)' }) })
+    this.log.onReset((previous) => { this.#announceGap('unknown-id', previous, { detail: 'the shared log lost its data (Redis restarted empty)' }) })
     this.log.onLoss((missed, previous) => { this.#announceGap('too-old', previous, { missed }) })
   }
 
