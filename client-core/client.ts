@@ -7,13 +7,16 @@
  * re-handshake. Events reach the listeners given to subscribe() synchronously; subscriptions without a listener
  * feed the bounded receive buffer read by receive() / `for await`.
  */
-import { ClientError, ClientInvalidOperation, CometdError, ServerError, TransportTimeoutError } from './errors.js'
+import { ClientError, ClientInvalidOperation, CometdError, ServerError } from './errors.js'
 import { ClientState } from './events.js'
 import type { StateChange } from './events.js'
 import type { ClientOptions } from './options.js'
 import { assertChannel, channelKind, ChannelRouter } from './protocol/channel.js'
 import type { Message } from './protocol/message.js'
 import { BoundedQueue } from './queue.js'
+import { RemoteCalls } from './remote-calls.js'
+import { Receiver } from './receiver.js'
+import type { ReceiverHost } from './receiver.js'
 import { BayeuxSession } from './session.js'
 
 export type MessageListener = (message: Message) => void
@@ -41,26 +44,17 @@ interface Subscription {
   inflight: Promise<void> | null
 }
 
-interface Call {
-  channel: string
-  resolve: (data: unknown) => void
-  reject: (error: Error) => void
-  timer: NodeJS.Timeout
-}
-
-interface Receiver {
-  reject: (error: Error) => void
-  started: number
-  timer: NodeJS.Timeout | null
-  arm: () => void
-}
-
 export class Client extends BayeuxSession implements AsyncIterable<Message> {
   /** by channel or pattern; also answers which subscriptions an event's channel matches (bounded cache) */
   readonly #subs = new ChannelRouter<Subscription>()
-  #calls = new Map<string, Call>()
+  readonly #calls = new RemoteCalls()
   #queue: BoundedQueue<Message>
-  #receivers = new Set<Receiver>()
+  readonly #receivers = new Set<Receiver>()
+  readonly #receiverHost: ReceiverHost = ((client: Client) => ({
+    get downSince () { return client.downSince },
+    get connected () { return client.state === ClientState.CONNECTED },
+    get connectionTimeoutMs () { return client.options.connectionTimeoutMs }
+  }))(this)
   #open = false
 
   constructor (url: string, options: ClientOptions = {}) {
@@ -253,36 +247,20 @@ export class Client extends BayeuxSession implements AsyncIterable<Message> {
     const timeoutMs = options.timeoutMs ?? this.options.maxNetworkDelayMs
     const entry = this.newOutgoing({ channel: target, data })
     const id = entry.message.id!
-    const answer = new Promise<unknown>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.#calls.delete(id)
-        reject(new TransportTimeoutError(`No answer from ${target} within ${timeoutMs} ms`))
-      }, timeoutMs)
-      timer.unref()
-      this.#calls.set(id, { channel: target, resolve, reject, timer })
-    })
-    answer.catch(() => {})
+    const answer = this.#calls.await(id, target, timeoutMs)
     this.enqueue(entry, timeoutMs)
     let reply: Message
     try {
       reply = await entry.promise
     } catch (error) {
-      this.#endCall(id)
+      this.#calls.end(id)
       throw error
     }
     if (reply.successful !== true) {
-      this.#endCall(id)
+      this.#calls.end(id)
       throw new ServerError('Service request failed.', reply)
     }
     return await answer
-  }
-
-  #endCall (id: string): Call | undefined {
-    const call = this.#calls.get(id)
-    if (call === undefined) return undefined
-    clearTimeout(call.timer)
-    this.#calls.delete(id)
-    return call
   }
 
   /** The reply's promise itself (no async frame of its own: every caller awaits it inside an async function). */
@@ -294,10 +272,7 @@ export class Client extends BayeuxSession implements AsyncIterable<Message> {
 
   protected override onUnmatchedReply (message: Message): void {
     // An unsuccessful message answering a remote call whose publish was already acknowledged.
-    if (message.successful === false && message.id !== undefined) {
-      const call = this.#endCall(message.id)
-      if (call !== undefined) call.reject(new ServerError('Service request failed.', message))
-    }
+    this.#calls.refused(message)
   }
 
   // ---------------------------------------------------------------- incoming events
@@ -305,7 +280,7 @@ export class Client extends BayeuxSession implements AsyncIterable<Message> {
   protected override onEvent (message: Message): void {
     const channel = message.channel
     const service = channelKind(channel) === 'service'
-    if (service && this.#answerCall(message)) return
+    if (service && this.#calls.answer(message)) return
     const subs = this.#subs.match(channel)
     let toQueue = false
     for (let i = 0; i < subs.length; i++) {
@@ -324,21 +299,6 @@ export class Client extends BayeuxSession implements AsyncIterable<Message> {
     // Messages on channels nobody subscribed to (server-side deliveries to /service, …) go to receive() as well.
     if (toQueue || (subs.length === 0 && service)) this.#enqueueReceived(message)
     else if (subs.length === 0) this.logger.debug({ channel }, 'dropped a message no subscription matches')
-  }
-
-  #answerCall (message: Message): boolean {
-    let id = message.id
-    if (id === undefined || this.#calls.get(id)?.channel !== message.channel) {
-      id = undefined
-      for (const [callId, call] of this.#calls) {
-        if (call.channel === message.channel) { id = callId; break }
-      }
-    }
-    if (id === undefined) return false
-    const call = this.#endCall(id)!
-    if (message.successful === false) call.reject(new ServerError('Service request failed.', message))
-    else call.resolve(message.data)
-    return true
   }
 
   #enqueueReceived (message: Message): void {
@@ -364,30 +324,10 @@ export class Client extends BayeuxSession implements AsyncIterable<Message> {
     }
     const wait = this.#queue.wait()
     return await new Promise<Message>((resolve, reject) => {
-      const receiver: Receiver = {
-        started: Date.now(),
-        timer: null,
-        reject: (error) => {
-          this.#dropReceiver(receiver)
-          if (wait.cancel()) reject(error)
-        },
-        arm: () => {
-          const limit = this.options.connectionTimeoutMs
-          const down = this.downSince
-          if (limit === null || limit <= 0 || down === null || this.state === ClientState.CONNECTED) {
-            if (receiver.timer !== null) clearTimeout(receiver.timer)
-            receiver.timer = null
-            return
-          }
-          if (receiver.timer !== null) return
-          const since = Math.max(down, receiver.started)
-          receiver.timer = setTimeout(() => {
-            receiver.timer = null
-            receiver.reject(new TransportTimeoutError('Lost connection with the server.'))
-          }, Math.max(0, since + limit - Date.now()))
-          receiver.timer.unref()
-        }
-      }
+      const receiver = new Receiver(this.#receiverHost, (error) => {
+        this.#dropReceiver(receiver)
+        if (wait.cancel()) reject(error)
+      })
       this.#receivers.add(receiver)
       receiver.arm()
       wait.promise.then((message) => {
@@ -398,8 +338,7 @@ export class Client extends BayeuxSession implements AsyncIterable<Message> {
   }
 
   #dropReceiver (receiver: Receiver): void {
-    if (receiver.timer !== null) clearTimeout(receiver.timer)
-    receiver.timer = null
+    receiver.stop()
     this.#receivers.delete(receiver)
   }
 
@@ -428,10 +367,10 @@ export class Client extends BayeuxSession implements AsyncIterable<Message> {
 
   protected override onRelease (error: Error): void {
     this.#open = false
-    for (const id of [...this.#calls.keys()]) this.#endCall(id)?.reject(error)
+    this.#calls.rejectAll(error)
     this.#subs.clear()
     const failure = this.terminalError ?? new ClientInvalidOperation('The client is closed and there are no pending messages.')
-    for (const receiver of [...this.#receivers]) receiver.reject(failure)
+    for (const receiver of [...this.#receivers]) receiver.fail(failure)
   }
 
   #assertOpen (): void {

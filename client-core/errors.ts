@@ -4,7 +4,7 @@
  *
  *   CometdError
  *   ├── ClientError ── ClientInvalidOperation, MessageEncodingError, MessageTooLargeError
- *   ├── TransportError ── TransportTimeoutError, TransportConnectionClosed
+ *   ├── TransportError ── TransportTimeoutError, TransportConnectionClosed, HttpStatusError, WebSocketUpgradeError, ProxyError
  *   └── ServerError
  */
 import type { Message } from './protocol/message.js'
@@ -119,6 +119,16 @@ export class WebSocketUpgradeError extends TransportError {
   readonly statusCode: number
   constructor (statusCode: number, options?: ErrorOptions) {
     super(`WebSocket upgrade refused with HTTP ${statusCode}`, options)
+    this.statusCode = statusCode
+  }
+}
+
+/** The HTTP proxy in front of the upstream could not be reached, or refused the tunnel (`statusCode`: its answer, e.g. 407). */
+export class ProxyError extends TransportError {
+  override readonly code: string = 'COMETD_PROXY'
+  readonly statusCode: number | null
+  constructor (message: string, statusCode: number | null, options?: ErrorOptions) {
+    super(message, options)
     this.statusCode = statusCode
   }
 }

@@ -7,7 +7,8 @@ export const ConnectionType = {
 } as const
 export type ConnectionType = typeof ConnectionType[keyof typeof ConnectionType]
 
-export const ALL_CONNECTION_TYPES: readonly ConnectionType[] = ['websocket', 'long-polling']
+/** Every connection type, in the default preference order: the one list the client, the config and the server use. */
+export const ALL_CONNECTION_TYPES = [ConnectionType.WEBSOCKET, ConnectionType.LONG_POLLING] as const
 
 /** A pino-compatible logger (only the methods the client calls). */
 export interface Logger {
@@ -82,10 +83,16 @@ export interface ClientOptions {
   ack?: boolean
   /** Extra fields merged into the handshake message (e.g. `{ ext: { … } }`); kept for re-handshakes. */
   handshakeProps?: Record<string, unknown>
+  /**
+   * Reach the server through an HTTP(S) proxy (a CONNECT tunnel, both transports): its URL, credentials allowed
+   * (`http://user:pass@proxy.internal:3128`), `'env'` to follow HTTPS_PROXY / HTTP_PROXY / NO_PROXY, or false.
+   * Default false: connect directly, whatever the environment says.
+   */
+  proxy?: string | false
 }
 
 export const DEFAULTS = {
-  connectionTypes: ['websocket', 'long-polling'] as ConnectionType[],
+  connectionTypes: [...ALL_CONNECTION_TYPES] as ConnectionType[],
   connectionTimeoutMs: 10_000,
   maxPendingCount: 100,
   maxNetworkDelayMs: 10_000,

@@ -13,50 +13,12 @@ import {
   ClientError, HttpStatusError, MessageEncodingError, MessageTooLargeError, TransportConnectionClosed, TransportError,
   TransportTimeoutError
 } from './errors.js'
-import type { ClientStats } from './events.js'
 import type { Headers } from './extensions.js'
-import type { Logger } from './options.js'
 import type { Message, Payload } from './protocol/message.js'
 import { toTransportError } from './session-options.js'
-import type { ResolvedOptions } from './session-options.js'
 import type { Transport } from './transport/transport.js'
-
-/** A message on its way out, and how its reply reaches whoever sent it. */
-export interface Outgoing {
-  message: Message
-  /** settles with the reply (successful or not), or rejects with a transport/client error */
-  promise: Promise<Message>
-  resolve: (reply: Message) => void
-  reject: (error: Error) => void
-  settled: boolean
-  /** the transport that carried it, once sent */
-  transport: Transport | null
-  authRetried: boolean
-  /** the deadline (epoch ms, 0 = not armed): from enqueue (or send) to reply, retries included */
-  deadline: number
-  timeoutMs: number
-  /** neighbours in the deadline list (sorted by deadline; one timer serves them all) */
-  prev: Outgoing | null
-  next: Outgoing | null
-}
-
-/** What the outbox reads from the session that owns it. */
-export interface OutboxHost {
-  readonly options: ResolvedOptions
-  readonly logger: Logger
-  readonly counters: ClientStats
-  /** the negotiated transport (null before a handshake) */
-  readonly transport: Transport | null
-  /** whether queued messages may go now (the session is connected) */
-  readonly connected: boolean
-  readonly clientId: string | null
-  /** how long the server may hold a /meta/connect (advice timeout), ms */
-  readonly connectHoldMs: number
-  /** (re)authenticates; rejects with a ClientError */
-  authenticate: () => Promise<void>
-}
-
-export interface DispatchOptions { isConnect?: boolean, transport?: Transport }
+import { Batch } from './outgoing.js'
+import type { DispatchOptions, Outgoing, OutboxHost } from './outgoing.js'
 
 export class Outbox {
   readonly #host: OutboxHost
@@ -213,20 +175,35 @@ export class Outbox {
    * Never throws: every entry is settled or left to its reply.
    */
   async #dispatch (entries: Outgoing[], options: DispatchOptions): Promise<void> {
-    const host = this.#host
-    const transport = options.transport ?? host.transport
+    const transport = options.transport ?? this.#host.transport
     if (entries.some((entry) => entry.settled)) entries = entries.filter((entry) => !entry.settled)
     if (entries.length === 0) return
     if (transport === null) {
       for (const entry of entries) this.settle(entry, null, new TransportConnectionClosed('Not connected'))
       return
     }
-    const controller = new AbortController()
-    this.#controllers.add(controller)
-    const { auth, extensions, maxNetworkDelayMs, stringify } = host.options
+    const b = new Batch(entries, this.#prepare(entries, transport), transport, options.isConnect ?? false)
+    this.#controllers.add(b.controller)
+    try {
+      b.headers = await this.#outgoingHeaders()
+      await this.#applyExtensions(b)
+      if (!this.#serialize(b)) return
+      this.#host.counters.messagesOut += b.messages.length
+      this.#host.logger.trace({ count: b.messages.length, first: b.messages[0]!.channel, type: transport.type }, 'send')
+      while (b.start < b.messages.length) await this.#sendNext(b)
+    } catch (error) {
+      await this.#failed(b, error, options)
+    } finally {
+      this.#controllers.delete(b.controller)
+    }
+  }
+
+  /** Stamps the clientId, registers the replies awaited, and builds the payload (copies when extensions may change it). */
+  #prepare (entries: Outgoing[], transport: Transport): Payload {
+    const { auth, extensions } = this.#host.options
     // Extensions may change or drop messages: they get copies, so that an entry's message stays as the user sent it.
     const copy = extensions.length > 0 || auth !== null
-    const clientId = host.clientId
+    const clientId = this.#host.clientId
     const payload: Payload = new Array<Message>(entries.length)
     for (let i = 0; i < entries.length; i++) {
       const entry = entries[i]!
@@ -236,134 +213,149 @@ export class Outbox {
       this.#pending.set(message.id!, entry)
       payload[i] = copy ? { ...message } : message
     }
-    // owners[i]: the entry whose reply payload[i] awaits (null: a message an extension added)
-    let owners: Array<Outgoing | null> = entries
-    // sent[start…]: what is not on the wire yet (what a failure settles); reassigned as the batch is serialized and sent
-    let sent: Array<Outgoing | null> = entries
-    let start = 0
-    const unserializable = (owner: Outgoing | null, message: Message, error: unknown): void => {
-      if (owner !== null) {
-        this.settle(owner, null, new MessageEncodingError(`The message for ${message.channel} cannot be serialized`, { cause: error }))
+    return payload
+  }
+
+  /** Runs the outgoing extensions on the payload; an entry whose message an extension dropped fails. */
+  async #applyExtensions (b: Batch): Promise<void> {
+    const { auth, extensions } = this.#host.options
+    if (extensions.length === 0 && auth === null) return
+    const { payload, entries } = b
+    const copies = payload.slice()
+    await this.#runOutgoing(payload, b.headers)
+    if (payload.length === copies.length && payload.every((m, i) => m === copies[i])) return
+    const ownerOf = new Map<Message, Outgoing>()
+    for (let i = 0; i < copies.length; i++) ownerOf.set(copies[i]!, entries[i]!)
+    b.owners = payload.map((m) => ownerOf.get(m) ?? null)
+    const kept = new Set(b.owners)
+    for (const entry of entries) {
+      if (!kept.has(entry)) this.settle(entry, null, new ClientError('The message was dropped by an extension'))
+    }
+  }
+
+  /**
+   * Serializes once. Fast path: the whole payload in one call (about twice as fast as message by message). Message by
+   * message when that throws (the unserializable message then fails alone, the others go) or when the body has to be
+   * split (then the bodies are joined from the parts). False when nothing is left to send.
+   */
+  #serialize (b: Batch): boolean {
+    const { stringify } = this.#host.options
+    const cap = this.#byteCap(b.transport)
+    b.messages = b.payload
+    b.sent = b.owners
+    if (!this.#splitting || b.payload.length === 1) {
+      try {
+        b.whole = stringify(b.payload)
+      } catch {
+        b.whole = null
+      }
+      if (b.whole !== null && b.payload.length > 1 && b.whole.length > cap) {
+        b.whole = null
+        this.#splitting = true
       }
     }
+    if (b.whole !== null) return true
+    if (!this.#serializeEach(b, b.payload, b.owners)) return false
+    this.#splitting = joinedLength(b.parts) > cap
+    return true
+  }
+
+  #serializeEach (b: Batch, payload: Message[], owners: Array<Outgoing | null>): boolean {
+    ({ parts: b.parts, sent: b.sent, messages: b.messages } = serializeEach(payload, owners, this.#host.options.stringify, this.#unserializable))
+    return b.parts.length > 0
+  }
+
+  readonly #unserializable = (owner: Outgoing | null, message: Message, error: unknown): void => {
+    if (owner !== null) this.settle(owner, null, new MessageEncodingError(`The message for ${message.channel} cannot be serialized`, { cause: error }))
+  }
+
+  /** Sends the next body of the batch (what fits the byte cap), or gets it split after a 413. */
+  async #sendNext (b: Batch): Promise<void> {
+    const { messages, sent } = b
+    const all = messages.length
+    const end = b.whole === null ? chunkEnd(b.parts, b.start, b.maxCount, this.#byteCap(b.transport)) : all
+    const chunk = end - b.start === all ? sent : sent.slice(b.start, end)
+    // A later request of the batch: not after close(), nor when everything in it already failed (a dropped socket).
+    if (b.controller.signal.aborted) throw b.controller.signal.reason
+    if (b.start > 0 && chunk.every((e) => e === null || e.settled)) {
+      b.start = end
+      return
+    }
+    const body = b.whole ?? (end - b.start === 1 ? `[${b.parts[b.start]!}]` : `[${b.parts.slice(b.start, end).join(',')}]`)
+    const first = messages[b.start]!.channel
     try {
-      const headers = await this.#outgoingHeaders()
-      if (copy) {
-        const copies = payload.slice()
-        await this.#runOutgoing(payload, headers)
-        if (payload.length !== copies.length || payload.some((m, i) => m !== copies[i])) {
-          const ownerOf = new Map<Message, Outgoing>()
-          for (let i = 0; i < copies.length; i++) ownerOf.set(copies[i]!, entries[i]!)
-          owners = payload.map((m) => ownerOf.get(m) ?? null)
-          const kept = new Set(owners)
-          for (const entry of entries) {
-            if (!kept.has(entry)) this.settle(entry, null, new ClientError('The message was dropped by an extension'))
-          }
-        }
-      }
-      // Serialize once. Fast path: the whole payload in one call (about twice as fast as message by message). Message
-      // by message when that throws (the unserializable message then fails alone, the others go) or when the body
-      // has to be split (then the bodies are joined from the parts).
-      const cap0 = this.#byteCap(transport)
-      let messages: Message[] = payload
-      sent = owners
-      let whole: string | null = null
-      let parts: string[] = []
-      if (!this.#splitting || payload.length === 1) {
-        try {
-          whole = stringify(payload)
-        } catch {
-          whole = null
-        }
-        if (whole !== null && payload.length > 1 && whole.length > cap0) {
-          whole = null
-          this.#splitting = true
-        }
-      }
-      if (whole === null) {
-        ({ parts, sent, messages } = serializeEach(payload, owners, stringify, unserializable))
-        if (parts.length === 0) return
-        this.#splitting = joinedLength(parts) > cap0
-      }
-      host.counters.messagesOut += messages.length
-      host.logger.trace({ count: messages.length, first: messages[0]!.channel, type: transport.type }, 'send')
-      const isConnect = options.isConnect ?? false
-      let maxCount = Infinity // halved by a 413, so that a retry is always smaller
-      while (start < messages.length) {
-        const end = whole === null ? chunkEnd(parts, start, maxCount, this.#byteCap(transport)) : messages.length
-        const chunk = end - start === messages.length ? sent : sent.slice(start, end)
-        // A later request of the batch: not after close(), nor when everything in it already failed (a dropped socket).
-        if (controller.signal.aborted) throw controller.signal.reason
-        if (start > 0 && chunk.every((e) => e === null || e.settled)) {
-          start = end
-          continue
-        }
-        const body = whole ?? (end - start === 1 ? `[${parts[start]!}]` : `[${parts.slice(start, end).join(',')}]`)
-        const first = messages[start]!.channel
-        let timeoutMs = 0
-        for (const entry of chunk) {
-          if (entry === null) continue
-          timeoutMs = Math.max(timeoutMs, entry.message.channel === '/meta/connect'
-            ? host.connectHoldMs + maxNetworkDelayMs
-            : maxNetworkDelayMs)
-        }
-        try {
-          await transport.send(end - start === messages.length ? messages : messages.slice(start, end), headers, {
-            timeoutMs: timeoutMs === 0 ? maxNetworkDelayMs : timeoutMs,
-            signal: controller.signal,
-            isConnect,
-            messageType: first.startsWith('/meta/') ? first.slice(6) : null,
-            body
-          })
-        } catch (error) {
-          if (!(error instanceof HttpStatusError && error.statusCode === 413 && !isConnect && !controller.signal.aborted)) throw error
-          // The server refused the body unread: nothing of it was processed.
-          if (end - start > 1) {
-            this.#lowerBodyCap(body.length)
-            maxCount = Math.ceil((end - start) / 2)
-            if (whole !== null) {
-              whole = null
-              ;({ parts, sent, messages } = serializeEach(messages, sent, stringify, unserializable))
-              if (parts.length === 0) return
-            }
-            continue
-          }
-          const owner = sent[start]
-          if (owner != null) {
-            this.settle(owner, null, new MessageTooLargeError(
-              `The message for ${first} (${body.length} bytes of JSON) is larger than the server accepts (HTTP 413)`, { cause: error }))
-          }
-          start = end
-          continue
-        }
-        maxCount = Infinity
-        if (transport.type === 'long-polling') {
-          for (const entry of chunk) {
-            if (entry !== null && !entry.settled) {
-              this.settle(entry, null, new TransportError(`The server did not reply to ${entry.message.channel} (id ${entry.message.id})`))
-            }
-          }
-        }
-        start = end
-      }
+      await b.transport.send(end - b.start === all ? messages : messages.slice(b.start, end), b.headers, {
+        timeoutMs: this.#timeoutOf(chunk),
+        signal: b.controller.signal,
+        isConnect: b.isConnect,
+        messageType: first.startsWith('/meta/') ? first.slice(6) : null,
+        body
+      })
     } catch (error) {
-      const failure = toTransportError(error)
-      const unsent = sent.slice(start).filter((e): e is Outgoing => e !== null)
-      let retry: Outgoing[] = []
-      if (auth !== null && failure instanceof HttpStatusError && (failure.statusCode === 401 || failure.statusCode === 403) && !options.isConnect) {
-        retry = unsent.filter((e) => !e.settled && !e.authRetried && e.message.channel !== '/meta/handshake')
-        for (const entry of retry) this.#renew(entry)
+      if (!(error instanceof HttpStatusError && error.statusCode === 413 && !b.isConnect && !b.controller.signal.aborted)) throw error
+      this.#tooLarge(b, end, body, first, error)
+      return
+    }
+    b.maxCount = Infinity
+    if (b.transport.type === 'long-polling') {
+      for (const entry of chunk) {
+        if (entry !== null && !entry.settled) {
+          this.settle(entry, null, new TransportError(`The server did not reply to ${entry.message.channel} (id ${entry.message.id})`))
+        }
       }
-      const retried = new Set(retry)
-      for (const entry of unsent) {
-        if (!retried.has(entry)) this.settle(entry, null, failure)
+    }
+    b.start = end
+  }
+
+  /** The longest reply wait of the messages in one body: a held /meta/connect waits for the advice timeout too. */
+  #timeoutOf (chunk: Array<Outgoing | null>): number {
+    const { maxNetworkDelayMs } = this.#host.options
+    let timeoutMs = 0
+    for (const entry of chunk) {
+      if (entry === null) continue
+      timeoutMs = Math.max(timeoutMs, entry.message.channel === '/meta/connect'
+        ? this.#host.connectHoldMs + maxNetworkDelayMs
+        : maxNetworkDelayMs)
+    }
+    return timeoutMs === 0 ? maxNetworkDelayMs : timeoutMs
+  }
+
+  /** The server refused a body unread (HTTP 413): nothing of it was processed. Split it, or fail the lone message. */
+  #tooLarge (b: Batch, end: number, body: string, first: string, error: HttpStatusError): void {
+    if (end - b.start > 1) {
+      this.#lowerBodyCap(body.length)
+      b.maxCount = Math.ceil((end - b.start) / 2) // halved, so that a retry is always smaller
+      if (b.whole !== null) {
+        b.whole = null
+        if (!this.#serializeEach(b, b.messages, b.sent)) b.start = b.messages.length
       }
-      if (retry.length > 0) {
-        await host.authenticate().catch(() => {})
-        await this.#dispatch(retry, options)
-      }
-    } finally {
-      this.#controllers.delete(controller)
+      return
+    }
+    const owner = b.sent[b.start]
+    if (owner != null) {
+      this.settle(owner, null, new MessageTooLargeError(
+        `The message for ${first} (${body.length} bytes of JSON) is larger than the server accepts (HTTP 413)`, { cause: error }))
+    }
+    b.start = end
+  }
+
+  /** A request of the batch failed: what is not on the wire yet fails too, or goes once more after re-authentication. */
+  async #failed (b: Batch, error: unknown, options: DispatchOptions): Promise<void> {
+    const failure = toTransportError(error)
+    const unsent = b.sent.slice(b.start).filter((e): e is Outgoing => e !== null)
+    let retry: Outgoing[] = []
+    const refused = failure instanceof HttpStatusError && (failure.statusCode === 401 || failure.statusCode === 403)
+    if (this.#host.options.auth !== null && refused && !b.isConnect) {
+      retry = unsent.filter((e) => !e.settled && !e.authRetried && e.message.channel !== '/meta/handshake')
+      for (const entry of retry) this.#renew(entry)
+    }
+    const retried = new Set(retry)
+    for (const entry of unsent) {
+      if (!retried.has(entry)) this.settle(entry, null, failure)
+    }
+    if (retry.length > 0) {
+      await this.#host.authenticate().catch(() => {})
+      await this.#dispatch(retry, options)
     }
   }
 

@@ -8,6 +8,8 @@ import type { AuthExtension, Extension } from './extensions.js'
 import { ALL_CONNECTION_TYPES, DEFAULTS } from './options.js'
 import type { ClientOptions, ConnectionType, HeadersOption, Logger, TlsOptions } from './options.js'
 import type { Advice, Message } from './protocol/message.js'
+import { resolveProxySetting } from './proxy.js'
+import type { ResolvedProxy } from './proxy.js'
 
 export const silentLogger: Logger = { trace () {}, debug () {}, info () {}, warn () {}, error () {} }
 
@@ -30,6 +32,7 @@ export interface ResolvedOptions {
   maxBatchBytes: number | null
   advice: { timeout: number, interval: number }
   handshakeProps: Record<string, unknown>
+  proxy: ResolvedProxy
 }
 
 export interface CurrentAdvice { reconnect: 'retry' | 'handshake' | 'none', timeout: number, interval: number, maxInterval: number }
@@ -82,7 +85,8 @@ export function resolveOptions (options: ClientOptions): ResolvedOptions {
     maxBatchMessages: positiveInteger('maxBatchMessages', options.maxBatchMessages, DEFAULTS.maxBatchMessages),
     maxBatchBytes: options.maxBatchBytes === undefined ? null : positiveInteger('maxBatchBytes', options.maxBatchBytes, 0),
     advice: { ...DEFAULTS.advice, ...options.advice },
-    handshakeProps: options.handshakeProps ?? {}
+    handshakeProps: options.handshakeProps ?? {},
+    proxy: resolveProxySetting(options.proxy)
   }
 }
 

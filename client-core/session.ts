@@ -18,7 +18,7 @@ import { Extension } from './extensions.js'
 import type { Headers } from './extensions.js'
 import type { ClientOptions, ConnectionType, Logger } from './options.js'
 import { Outbox } from './outbox.js'
-import type { Outgoing, OutboxHost } from './outbox.js'
+import type { Outgoing, OutboxHost } from './outgoing.js'
 import { parsePayload } from './protocol/codec.js'
 import { isReply } from './protocol/message.js'
 import type { Message, Payload } from './protocol/message.js'
@@ -29,9 +29,10 @@ import type { CurrentAdvice, ResolvedOptions } from './session-options.js'
 import { LongPollingTransport } from './transport/long-polling.js'
 import { SessionCookieJar } from './transport/transport.js'
 import type { Transport, TransportContext } from './transport/transport.js'
+import { proxyFor } from './proxy.js'
 import { WebSocketTransport } from './transport/websocket.js'
 
-export type { Outgoing } from './outbox.js'
+export type { Outgoing } from './outgoing.js'
 export { unknownSession } from './session-options.js'
 
 export class BayeuxSession extends EventEmitter<ClientEvents> {
@@ -482,6 +483,7 @@ export class BayeuxSession extends EventEmitter<ClientEvents> {
     const self = this
     return {
       url: new URL(this.url),
+      proxy: proxyFor(this.options.proxy, new URL(this.url)),
       cookies: this.#cookies,
       tls: this.options.tls,
       logger: this.logger,

@@ -2,6 +2,7 @@
  * Named defaults and limits of every configuration value, shared by the schema, the docs and the server.
  * Durations are milliseconds (`…Ms`), sizes are bytes (`…Bytes`).
  */
+import { ALL_CONNECTION_TYPES } from '../client-core/index.js'
 
 export const CONFIG_EXIT_CODE = 78 // EX_CONFIG from sysexits.h
 
@@ -9,7 +10,7 @@ export const CONFIG_EXIT_CODE = 78 // EX_CONFIG from sysexits.h
 export const DEFAULT_SESSION_NAME = 'default'
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
-export const CONNECTION_TYPES = ['websocket', 'long-polling'] as const
+export const CONNECTION_TYPES = ALL_CONNECTION_TYPES
 export const SESSION_NAME_RE = /^[A-Za-z0-9_-]{1,64}$/
 
 export const DEFAULT_HOST = '127.0.0.1'
@@ -18,7 +19,7 @@ export const DEFAULT_LOG_LEVEL = 'info'
 export const DEFAULT_DEMO = 'auto'
 export const DEFAULT_SHUTDOWN_TIMEOUT_MS = 10_000
 
-export const DEFAULT_CONNECTION_TYPES = ['websocket', 'long-polling'] as const
+export const DEFAULT_CONNECTION_TYPES = ALL_CONNECTION_TYPES
 export const DEFAULT_BUFFER_SIZE = 1_000
 export const DEFAULT_MAX_NETWORK_DELAY_MS = 10_000
 export const DEFAULT_CONNECTION_TIMEOUT_MS = 10_000
@@ -38,7 +39,7 @@ export const DEFAULT_DYNAMIC_IDLE_TIMEOUT_MS = 300_000
 export const DEFAULT_DYNAMIC_MAX_PER_TOKEN = 5
 export const DEFAULT_DYNAMIC_MAX_TOTAL = 50
 
-// issue 6: reliable delivery (replay checkpoints, upstream tokens)
+// reliable delivery (replay checkpoints, upstream tokens)
 export const DEFAULT_DATA_DIR = './data'
 export const DEFAULT_CHECKPOINT_INTERVAL_MS = 200
 export const DEFAULT_REPLAY_START = -1
@@ -46,6 +47,11 @@ export const DEFAULT_REPLAY_FALLBACK = -2
 export const DEFAULT_DEEP_RESUME_MAX_CLIENTS = 1
 export const DEFAULT_DEEP_RESUME_TIMEOUT_MS = 120_000
 export const DEFAULT_TOKEN_TIMEOUT_MS = 10_000
+
+// JWT callers, CORS
+export const DEFAULT_JWT_CLOCK_TOLERANCE_SEC = 30
+export const DEFAULT_JWKS_CACHE_MAX_AGE_SEC = 600
+export const DEFAULT_CORS_MAX_AGE_SEC = 600
 
 // cluster: replicas sharing one Redis (cluster-schema.ts)
 export const DEFAULT_CLUSTER_LEASE_MS = 3_000
@@ -72,11 +78,13 @@ export const LIMITS = {
   idleTimeoutMs: [100, 604_800_000],
   maxPerToken: [1, 100_000],
   maxTotal: [1, 100_000],
-  // issue 6
   checkpointIntervalMs: [0, 60_000],
   deepResumeMaxClients: [0, 100],
   deepResumeTimeoutMs: [1_000, 3_600_000],
   tokenTimeoutMs: [100, 600_000],
+  clockToleranceSec: [0, 3_600],
+  jwksCacheMaxAgeSec: [1, 86_400],
+  maxAgeSec: [0, 86_400],
   // cluster
   leaseMs: [300, 600_000],
   streamMaxLen: [100, 100_000_000]

@@ -10,6 +10,11 @@ import { isPlainObject, setOwn, type Env } from './vars.js'
 export const ENV_PREFIX = 'COMETD_BRIDGE_'
 /** Names the config file (like --config, which wins). */
 export const CONFIG_ENV = 'COMETD_BRIDGE_CONFIG'
+/**
+ * Names a file of defaults that the config file overrides (the container image sets it, so that a mounted config
+ * file wins over what the image chose for listen, dataDir and shutdownTimeoutMs).
+ */
+export const DEFAULTS_ENV = 'COMETD_BRIDGE_DEFAULTS'
 
 /** How the text of a variable becomes a value; the schema then validates it as if it came from a file. */
 type Kind = 'string' | 'int' | 'bool' | 'demo' | 'logLevel' | 'list' | 'headers' | 'token'
@@ -50,7 +55,7 @@ export const ENV_OPTIONS: readonly EnvOption[] = [
   { name: 'COMETD_BRIDGE_TOKEN', path: ['auth', 'tokens'], kind: 'token' },
   { name: 'COMETD_BRIDGE_ALLOW_QUERY_TOKEN', path: ['auth', 'allowQueryToken'], kind: 'bool' },
   { name: 'COMETD_BRIDGE_ALLOW_UNAUTHENTICATED', path: ['auth', 'allowUnauthenticated'], kind: 'bool' },
-  // issue 6: reliable delivery
+  // reliable delivery
   { name: 'COMETD_BRIDGE_DATA_DIR', path: ['dataDir'], kind: 'string' },
   { name: 'COMETD_BRIDGE_CHECKPOINT_INTERVAL_MS', path: ['checkpointIntervalMs'], kind: 'int' },
   { name: 'COMETD_BRIDGE_ACK', path: [...S, 'ack'], kind: 'bool' },
@@ -141,7 +146,7 @@ export function envOverlay (env: Env): Overlay {
     }
   }
   // A misspelt variable is an error; other unknown COMETD_BRIDGE_* names (service links, tooling) are ignored.
-  const known = [CONFIG_ENV, ...ENV_OPTIONS.map((o) => o.name)].map((n) => n.slice(ENV_PREFIX.length))
+  const known = [CONFIG_ENV, DEFAULTS_ENV, ...ENV_OPTIONS.map((o) => o.name)].map((n) => n.slice(ENV_PREFIX.length))
   for (const name of Object.keys(env)) {
     if (!name.startsWith(ENV_PREFIX) || isServiceLink(name, '')) continue
     const suffix = name.slice(ENV_PREFIX.length)

@@ -2,9 +2,9 @@
 import { parseArgs } from 'node:util'
 import { closest, type ConfigIssue } from './issues.js'
 import { CONFIG_EXIT_CODE, DEFAULT_SESSION_NAME } from './defaults.js'
-import { CONFIG_ENV, ENV_OPTIONS, convert, emptyOverlay, setPath, type Overlay } from './env.js'
+import { CONFIG_ENV, DEFAULTS_ENV, ENV_OPTIONS, convert, emptyOverlay, setPath, type Overlay } from './env.js'
 
-export type LoadAction = 'run' | 'check' | 'print' | 'help'
+export type LoadAction = 'run' | 'check' | 'print' | 'help' | 'version'
 
 const OPTIONS = {
   config: { type: 'string', short: 'c' },
@@ -16,7 +16,8 @@ const OPTIONS = {
   'print-config': { type: 'boolean' },
   demo: { type: 'boolean' },
   'no-demo': { type: 'boolean' },
-  help: { type: 'boolean', short: 'h' }
+  help: { type: 'boolean', short: 'h' },
+  version: { type: 'boolean', short: 'v' }
 } as const
 
 type FlagName = keyof typeof OPTIONS
@@ -79,12 +80,12 @@ export function parseFlags (argv: readonly string[]): FlagResult {
       if ('value' in converted) setPath(overlay, target.path, converted.value, flag)
     }
   }
-  const action: LoadAction = seen.has('help') ? 'help' : seen.has('print-config') ? 'print' : seen.has('check-config') ? 'check' : 'run'
+  const action: LoadAction = seen.has('help') ? 'help' : seen.has('version') ? 'version' : seen.has('print-config') ? 'print' : seen.has('check-config') ? 'check' : 'run'
   return configFile === undefined ? { overlay, action } : { overlay, action, configFile }
 }
 
 export function usage (): string {
-  const envNames = [CONFIG_ENV, ...ENV_OPTIONS.map((o) => o.name)]
+  const envNames = [CONFIG_ENV, DEFAULTS_ENV, ...ENV_OPTIONS.map((o) => o.name)]
   return `Usage: cometd-bridge [options]
 
 Holds CometD sessions upstream and re-exposes their channels as SSE, REST and WebSocket.
@@ -99,8 +100,10 @@ Options:
       --check-config    validate the configuration, print a summary and exit 0
       --print-config    print the effective configuration as JSON (secrets redacted) and exit 0
   -h, --help            print this help and exit 0
+  -v, --version         print the version and exit 0
 
-Precedence: defaults < config file < environment variables < flags.
+Precedence: defaults < defaults file (env ${DEFAULTS_ENV}; the container image sets it)
+  < config file < environment variables < flags.
 An invalid configuration is reported field by field and exits with code ${CONFIG_EXIT_CODE}.
 
 Environment variables:

@@ -11,18 +11,31 @@ export {
 export {
   configSchema,
   sessionSchema,
+  upstreamAuthSchema,
   tlsSchema,
   isDemoEnabled,
+  defaultSession,
+  HEADER_NAME_RE,
+  TRANSPORT_HEADERS,
   type Config,
   type ConfigInput,
   type SessionConfig,
+  type SessionConfigInput,
   type TlsConfig,
   type ListenConfig,
   type SseConfig,
   type HttpConfig,
   type LogLevel,
   type DemoMode,
-  type ConfigConnectionType
+  type ConfigConnectionType,
+  type AuthConfig,
+  type TokenConfig,
+  type DynamicSessionsConfig,
+  type ReplayConfig,
+  type UpstreamAuthConfig,
+  type JwtConfig,
+  type CorsConfig,
+  type ClusterConfig
 } from './schema.js'
 export { formatIssues, formatPath, type ConfigIssue } from './issues.js'
 export { redactConfig, redactUrl, REDACTED } from './redact.js'

@@ -1,13 +1,15 @@
 /**
- * Sources, merging and validation. Later wins: defaults < file (--config or COMETD_BRIDGE_CONFIG, with
- * `${VAR}` substituted) < environment variables < flags. Pure: reads the file, never prints, never exits.
+ * Sources, merging and validation. Later wins: defaults < defaults file (COMETD_BRIDGE_DEFAULTS, set by the
+ * container image) < file (--config or COMETD_BRIDGE_CONFIG; both files with `${VAR}` substituted) < environment
+ * variables < flags. Pure: reads the file, never prints, never exits.
  */
 import { readFileSync } from 'node:fs'
 import { extname, resolve } from 'node:path'
 import { createRequire } from 'node:module'
 import { configSchema, isDemoEnabled, type Config } from './schema.js'
 import { dedupe, formatIssues, fromZodIssues, type ConfigIssue } from './issues.js'
-import { CONFIG_ENV, envOverlay } from './env.js'
+import { CONFIG_ENV, DEFAULTS_ENV, envOverlay } from './env.js'
+import { PACKAGE_NAME, packageVersion } from './version.js'
 import { parseFlags, usage, type LoadAction } from './flags.js'
 import { isPlainObject, setOwn, checkPlainData, substituteVars, type Env } from './vars.js'
 import { redactConfig, redactUrl } from './redact.js'
@@ -51,8 +53,9 @@ export function loadConfig (opts: LoadOptions = {}): LoadResult {
   const cwd = opts.cwd ?? process.cwd()
 
   const flags = parseFlags(argv)
-  if (flags.action === 'help' && flags.overlay.issues.length === 0) {
-    return { ok: true, config: defaultConfig(), action: 'help', text: usage() }
+  if (flags.overlay.issues.length === 0) {
+    if (flags.action === 'help') return { ok: true, config: defaultConfig(), action: 'help', text: usage() }
+    if (flags.action === 'version') return { ok: true, config: defaultConfig(), action: 'version', text: `${PACKAGE_NAME} ${packageVersion()}` }
   }
   const fromEnv = envOverlay(env)
   const issues: ConfigIssue[] = [...flags.overlay.issues, ...fromEnv.issues]
@@ -60,21 +63,28 @@ export function loadConfig (opts: LoadOptions = {}): LoadResult {
   let merged: Record<string, unknown> = {}
   const origins = new Map<string, string>()
   let loadFailed = false
-  const envFile = env[CONFIG_ENV]
-  const file = flags.configFile !== undefined
-    ? { name: flags.configFile, source: '--config' }
-    : envFile !== undefined && envFile.trim() !== '' ? { name: envFile.trim(), source: CONFIG_ENV } : undefined
-  if (file !== undefined) {
+  const envFile = nonEmpty(env[CONFIG_ENV])
+  const defaultsFile = nonEmpty(env[DEFAULTS_ENV])
+  const files = [
+    defaultsFile !== undefined ? { name: defaultsFile, source: DEFAULTS_ENV } : undefined,
+    flags.configFile !== undefined
+      ? { name: flags.configFile, source: '--config' }
+      : envFile !== undefined ? { name: envFile, source: CONFIG_ENV } : undefined
+  ]
+  for (const file of files) {
+    if (file === undefined) continue
     const read = readConfigFile(resolve(cwd, file.name), file.source)
     if ('issue' in read) {
       issues.push(read.issue)
       loadFailed = true
-    } else {
-      const sub = substituteVars(read.value, env)
-      issues.push(...sub.issues)
-      merged = sub.value as Record<string, unknown>
-      for (const [path, names] of sub.origins) origins.set(path, names.map((n) => `\${${n}}`).join(', '))
+      continue
     }
+    const sub = substituteVars(read.value, env)
+    issues.push(...sub.issues)
+    merged = deepMerge(merged, sub.value) as Record<string, unknown>
+    const labelled = new Map<string, string>()
+    for (const [path, names] of sub.origins) labelled.set(path, names.map((n) => `\${${n}}`).join(', '))
+    mergeOrigins(origins, labelled)
   }
   for (const layer of [fromEnv, flags.overlay]) {
     merged = deepMerge(merged, layer.value) as Record<string, unknown>
@@ -90,6 +100,10 @@ export function loadConfig (opts: LoadOptions = {}): LoadResult {
     case 'check': return { ok: true, config, action: 'check', text: summary(config) + '\n' }
     default: return { ok: true, config, action: 'run' }
   }
+}
+
+function nonEmpty (text: string | undefined): string | undefined {
+  return text === undefined || text.trim() === '' ? undefined : text.trim()
 }
 
 function failure (issues: ConfigIssue[]): { ok: false, errors: ConfigIssue[], text: string } {

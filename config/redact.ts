@@ -12,7 +12,7 @@ const SECRET_KEY_RE = /token|secret|passw(or)?d|passphrase|api[-_]?key|credentia
 /** Header names whose value is a secret (Authorization, Proxy-Authorization, Cookie, X-Auth-Token, X-Api-Key…). */
 const SECRET_HEADER_RE = /auth|cookie|token|secret|passw|api[-_]?key|credential|session|signature/i
 
-/** Secret-looking names whose value is not a secret: where a token comes from (issue 6, sessions.*.auth). */
+/** Secret-looking names whose value is not a secret: where a token comes from (sessions.*.auth). */
 const NOT_SECRET_KEYS = new Set(['tokenFile', 'tokenUrl'])
 
 export function isSecretKey (key: string): boolean {
@@ -42,13 +42,13 @@ export function redactUrl (value: string): string {
   return `${url.protocol}//${auth}${url.host}${url.pathname}${search}${url.hash}`
 }
 
-/** Keys whose value is a URL that may carry a password (`cluster.redis`: redis://:pw@host). */
-const URL_KEYS = new Set(['url', 'redis'])
+/** Keys whose value is a URL that may carry credentials: `url`, `jwksUrl`, `tokenUrl`, `proxy`, `redis` (cluster). */
+const URL_KEY_RE = /(^|[a-z])(url|Url|URL)$|^proxy$|^redis$/
 
 function walk (value: unknown, path: readonly string[]): unknown {
   if (Array.isArray(value)) return value.map((item) => walk(item, path))
   if (!isPlainObject(value)) {
-    return typeof value === 'string' && URL_KEYS.has(path[path.length - 1] ?? '') ? redactUrl(value) : value
+    return typeof value === 'string' && URL_KEY_RE.test(path[path.length - 1] ?? '') ? redactUrl(value) : value
   }
   const parent = path[path.length - 1]
   const out: Record<string, unknown> = {}

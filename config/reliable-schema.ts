@@ -1,5 +1,5 @@
 /**
- * Schema pieces of issue 6 (reliable delivery): per session `ack`, `replay` and `auth` (the upstream Bearer
+ * Schema pieces of reliable delivery: per session `ack`, `replay` and `auth` (the upstream Bearer
  * token), and the top-level `dataDir` and `checkpointIntervalMs`. See docs/configuration.md and
  * docs/reliable-delivery.md. Messages never echo a value (it may be a secret).
  */
@@ -60,7 +60,7 @@ export const upstreamAuthSchema = z.strictObject({
   }
 })
 
-/** Session keys of issue 6 (spread into the session schema). */
+/** Session keys of reliable delivery (spread into the session schema). */
 export const reliableSessionKeys = {
   /** acknowledged delivery (CometD ack extension) */
   ack: bool(false),
@@ -68,7 +68,7 @@ export const reliableSessionKeys = {
   auth: upstreamAuthSchema.optional()
 }
 
-/** Top-level keys of issue 6 (spread into the config schema). */
+/** Top-level keys of reliable delivery (spread into the config schema). */
 export const reliableTopKeys = {
   dataDir: z.string({ error: 'must be a directory path' })
     .refine((v) => v.trim() !== '' && !v.includes('\0'), { error: 'must be a directory path' })

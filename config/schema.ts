@@ -4,12 +4,15 @@
  * Messages never echo the offending value: it may be a secret.
  */
 import { z } from 'zod'
-import { channelProblem, channelKind } from '../client-core/protocol/channel.js'
+import { channelProblem, channelKind } from '../client-core/index.js'
 import * as D from './defaults.js'
 import { bool, int, optionalInt } from './fields.js'
+import { isPlainObject } from './vars.js'
 import { authSchema, dynamicSessionsSchema, unauthenticatedListenProblem } from './auth-schema.js'
 import { reliableSessionKeys, reliableTopKeys, sessionAuthProblem } from './reliable-schema.js'
 import { clusterTopKeys } from './cluster-schema.js'
+
+export { upstreamAuthSchema } from './reliable-schema.js'
 
 
 
@@ -42,14 +45,14 @@ const httpUrl = z.string({
 })
 
 /** HTTP token (RFC 9110 §5.6.2). */
-const HEADER_NAME_RE = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/
-/** Headers the transports own; setting them would break the upstream connection. */
-const FORBIDDEN_HEADERS = new Set(['connection', 'content-length', 'host', 'keep-alive', 'te', 'trailer',
+export const HEADER_NAME_RE = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/
+/** Headers the transports own (lower case); setting them would break the upstream connection. */
+export const TRANSPORT_HEADERS: ReadonlySet<string> = new Set(['connection', 'content-length', 'host', 'keep-alive', 'te', 'trailer',
   'transfer-encoding', 'upgrade', 'sec-websocket-key', 'sec-websocket-version', 'sec-websocket-extensions'])
 
 const headerName = z.string().superRefine((name, ctx) => {
   if (!HEADER_NAME_RE.test(name)) ctx.addIssue({ code: 'custom', message: 'is not a valid HTTP header name' })
-  else if (FORBIDDEN_HEADERS.has(name.toLowerCase())) ctx.addIssue({ code: 'custom', message: 'is set by the transport and cannot be configured' })
+  else if (TRANSPORT_HEADERS.has(name.toLowerCase())) ctx.addIssue({ code: 'custom', message: 'is set by the transport and cannot be configured' })
 })
 
 const headerValue = z.string({ error: 'a header value must be a string (quote numbers in YAML)' })
@@ -85,6 +88,18 @@ export const tlsSchema = z.strictObject({
     .optional()
 }, { error: 'must be a mapping' })
 
+/** `env` (HTTPS_PROXY, HTTP_PROXY, NO_PROXY), `none`, or the proxy's http(s) URL (credentials allowed, redacted). */
+const proxySetting = z.string({ error: 'must be a proxy URL, env or none' }).superRefine((value, ctx) => {
+  if (value === 'env' || value === 'none') return
+  let url: URL | null = null
+  try { url = new URL(value) } catch {}
+  if (url === null || (url.protocol !== 'http:' && url.protocol !== 'https:') || url.hostname === '') {
+    ctx.addIssue({ code: 'custom', message: 'must be env, none, or an http:// or https:// proxy URL such as http://proxy.internal:3128' })
+  } else if ((url.pathname !== '/' && url.pathname !== '') || url.search !== '' || url.hash !== '') {
+    ctx.addIssue({ code: 'custom', message: 'a proxy URL has no path, query or fragment' })
+  }
+})
+
 export const sessionSchema = z.strictObject({
   url: httpUrl,
   connectionTypes: z.array(
@@ -103,6 +118,7 @@ export const sessionSchema = z.strictObject({
   connectionTimeoutMs: int('connectionTimeoutMs', D.DEFAULT_CONNECTION_TIMEOUT_MS),
   unsubscribeLingerMs: int('unsubscribeLingerMs', D.DEFAULT_UNSUBSCRIBE_LINGER_MS),
   tls: tlsSchema.prefault({}),
+  proxy: proxySetting.optional(),
   ...reliableSessionKeys
 }, { error: (iss) => (iss.code === 'invalid_type' ? 'a session must be a mapping with at least a url' : undefined) }).superRefine((session, ctx) => {
   const problem = sessionAuthProblem(session)
@@ -127,11 +143,45 @@ const sseSchema = z.strictObject({
   maxCallers: int('maxCallers', D.DEFAULT_SSE_MAX_CALLERS)
 }, { error: 'must be a mapping' })
 
+/** A page origin as browsers send it in `Origin`: scheme, host, optional port, nothing else. */
+const corsOrigin = z.string({ error: 'an origin must be a string' }).superRefine((value, ctx) => {
+  if (value === '*') return
+  let url: URL | null = null
+  try { url = new URL(value) } catch {}
+  const originOnly = url !== null && url.pathname === '/' && url.search === '' && url.hash === '' && url.username === '' &&
+    url.password === '' && !/[?#]/.test(value)
+  if (url === null || (url.protocol !== 'http:' && url.protocol !== 'https:') || url.hostname === '' || !originOnly) {
+    ctx.addIssue({ code: 'custom', message: 'must be an origin such as https://app.example or http://localhost:3000 (scheme, host and port only), or "*"' })
+  }
+}).transform((value) => (value === '*' ? value : new URL(value).origin))
+
+const corsSchema = z.strictObject({
+  origins: z.array(corsOrigin, { error: 'must be a list of origins' }).default(() => []),
+  credentials: bool(false),
+  maxAgeSec: int('maxAgeSec', D.DEFAULT_CORS_MAX_AGE_SEC)
+}, { error: 'must be a mapping, e.g. { origins: ["https://app.example"] }' }).superRefine((cors, ctx) => {
+  if (cors.credentials === true && Array.isArray(cors.origins) && cors.origins.includes('*')) {
+    ctx.addIssue({ code: 'custom', path: ['origins'], message: 'cannot be "*" with credentials: true (browsers refuse it): list the origins' })
+  }
+})
+
 const httpSchema = z.strictObject({
   bodyLimitBytes: int('bodyLimitBytes', D.DEFAULT_HTTP_BODY_LIMIT_BYTES),
   publishTimeoutMs: int('publishTimeoutMs', D.DEFAULT_HTTP_PUBLISH_TIMEOUT_MS),
-  callTimeoutMs: int('callTimeoutMs', D.DEFAULT_HTTP_CALL_TIMEOUT_MS)
+  callTimeoutMs: int('callTimeoutMs', D.DEFAULT_HTTP_CALL_TIMEOUT_MS),
+  cors: corsSchema.optional()
 }, { error: 'must be a mapping' })
+
+/** Without tokens the bridge refuses every cross-origin request (auth.ts): CORS there would be a promise not kept. */
+function corsWithoutAuthProblem (config: unknown): string | null {
+  const c = isPlainObject(config) ? config : {}
+  const http = isPlainObject(c.http) ? c.http : {}
+  const cors = isPlainObject(http.cors) ? http.cors : {}
+  if (!Array.isArray(cors.origins) || cors.origins.length === 0) return null
+  const auth = isPlainObject(c.auth) ? c.auth : {}
+  if ((Array.isArray(auth.tokens) && auth.tokens.length > 0) || auth.jwt !== undefined || auth.allowUnauthenticated === true) return null
+  return 'CORS needs callers with tokens (auth.tokens or auth.jwt): without them the bridge serves loopback pages of its own origin only'
+}
 
 export const configSchema = z.strictObject({
   listen: listenSchema.prefault({}),
@@ -150,6 +200,8 @@ export const configSchema = z.strictObject({
 }, { error: 'the configuration must be a mapping (an object)' }).superRefine((config, ctx) => {
   const problem = unauthenticatedListenProblem(config)
   if (problem !== null) ctx.addIssue({ code: 'custom', path: ['listen', 'host'], message: problem })
+  const cors = corsWithoutAuthProblem(config)
+  if (cors !== null) ctx.addIssue({ code: 'custom', path: ['http', 'cors', 'origins'], message: cors })
 }, ALWAYS)
 
 /** The validated, defaulted configuration the daemon runs with. */
@@ -157,6 +209,8 @@ export type Config = z.output<typeof configSchema>
 /** What a file may contain (every key optional). */
 export type ConfigInput = z.input<typeof configSchema>
 export type SessionConfig = z.output<typeof sessionSchema>
+/** What a file may contain for one session. */
+export type SessionConfigInput = z.input<typeof sessionSchema>
 export type TlsConfig = z.output<typeof tlsSchema>
 export type ListenConfig = Config['listen']
 export type SseConfig = Config['sse']
@@ -168,8 +222,20 @@ export type TokenConfig = AuthConfig['tokens'][number]
 export type DynamicSessionsConfig = Config['dynamicSessions']
 export type ClusterConfig = NonNullable<Config['cluster']>
 export type ConfigConnectionType = SessionConfig['connectionTypes'][number]
+export type ReplayConfig = SessionConfig['replay']
+export type UpstreamAuthConfig = NonNullable<SessionConfig['auth']>
+/** Callers with a signed JWT (absent = none) */
+export type JwtConfig = NonNullable<AuthConfig['jwt']>
+/** CORS for pages of other origins (absent = no CORS headers) */
+export type CorsConfig = NonNullable<HttpConfig['cors']>
 
-/** `demo: auto` means the embedded demo upstream runs only when no session is configured. */
-export function isDemoEnabled (config: Pick<Config, 'demo' | 'sessions'>): boolean {
-  return config.demo === true || (config.demo === 'auto' && Object.keys(config.sessions).length === 0)
+/** A session to `url` with every other key at its default (the embedded demo, dynamic sessions). */
+export function defaultSession (url: string): SessionConfig {
+  return sessionSchema.parse({ url })
+}
+
+/** `demo: auto` means the embedded demo upstream runs only when no session is configured, dynamic ones included. */
+export function isDemoEnabled (config: { demo: Config['demo'], sessions: object, dynamicSessions?: { enabled: boolean } | undefined }): boolean {
+  if (config.demo !== 'auto') return config.demo
+  return Object.keys(config.sessions).length === 0 && config.dynamicSessions?.enabled !== true
 }

@@ -1,48 +1,47 @@
 /**
- * buildApp(config, deps?) — the Fastify app with every route, one BridgeSession per configured session, metrics
- * and the shutdown hooks. It never listens (main.ts does); sessions start opening upstream on `ready`.
+ * buildApp(config, deps?) — the Fastify app: the sessions (session/registry.ts), the edge (auth, body parsing,
+ * errors, the route plugins in http/routes/), metrics and the lifecycle. It never listens (main.ts does);
+ * sessions start opening upstream on `ready`.
  *
  * Shutdown: `bridge.beginShutdown()` (or app.close(), whose preClose calls it) turns /readyz to 503, refuses new
- * requests with 503 `shutting_down`, and ends every SSE stream with `event: shutdown`; onClose then closes each
+ * requests with 503 `shutting_down`, and ends every stream with `event: shutdown`; onClose then closes each
  * upstream client (sends /meta/disconnect) within shutdownTimeoutMs.
  */
-import Fastify from 'fastify'
-import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
-import type { BridgeConfig } from './config-types.js'
+import Fastify, { LogController } from 'fastify'
+import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import websocket from '@fastify/websocket'
+import type { Config } from '../config/index.js'
 import { ErrorCode, HttpError, installErrorHandlers, sendHttpError } from './errors.js'
-import { createLogger } from './ops/logger.js'
-import type { AppLogger } from './ops/logger.js'
-import { BridgeMetrics } from './ops/metrics.js'
-import { BridgeSession } from './session/bridge-session.js'
-import type { Session } from './session/any-session.js'
-import { checkDataDir } from './event-log/checkpoint.js'
-import { DEFAULT_DATA_DIR } from './upstream/reliability.js'
-import type { ClientFactory } from './session/bridge-session.js'
-import { callRoutes } from './http/routes/call.js'
+import { AccessControl, installAuth } from './http/auth.js'
+import { installJsonBody } from './http/body.js'
+import { installDynamicSessions } from './http/dynamic-sessions.js'
+import { consoleAuthHooks, consoleRoutes, loadConsoleAssets } from './http/routes/console.js'
 import { eventsRoutes } from './http/routes/events.js'
 import { healthRoutes } from './http/routes/health.js'
 import { publishRoutes } from './http/routes/publish.js'
 import { sessionsRoutes } from './http/routes/sessions.js'
-// issue 7: WebSocket, auth/ACL, dynamic sessions, console
-import websocket from '@fastify/websocket'
-import { AccessControl, installAuth } from './http/auth.js'
-import { installDynamicSessions } from './http/dynamic-sessions.js'
-import { consoleAuthHooks, consoleRoutes, loadConsoleAssets } from './http/routes/console.js'
 import { wsRoutes } from './http/routes/ws.js'
+import { createLogger } from './ops/logger.js'
+import type { AppLogger } from './ops/logger.js'
+import { BridgeMetrics } from './ops/metrics.js'
+import type { ClientFactory } from './session/bridge-session.js'
+import type { Session } from './session/any-session.js'
+import { SessionRegistry } from './session/registry.js'
 import { openSessions } from './session/startup.js'
-import { LazyChildLogger } from './ops/lazy-log.js'
+import { installRequestLog } from './ops/request-log.js'
+import { registerCors } from './http/cors.js'
 
 export interface Bridge {
-  readonly config: BridgeConfig
+  readonly config: Config
   readonly sessions: ReadonlyMap<string, Session>
   /** the replica answering, when replicas share a Redis (`cluster`); null alone */
   readonly replicaId: string | null
   readonly metrics: BridgeMetrics
   /** true from the start of the shutdown */
   readonly draining: boolean
-  /** SSE callers across all sessions */
+  /** streaming callers across all sessions */
   callerCount: () => number
-  /** /readyz 503, new requests refused, SSE callers get `event: shutdown`. Idempotent. */
+  /** /readyz 503, new requests refused, streaming callers get `event: shutdown`. Idempotent. */
   beginShutdown: () => void
   /** settles once every configured session had its first open attempt (sessions open a few at a time) */
   readonly started: Promise<void>
@@ -51,6 +50,10 @@ export interface Bridge {
 declare module 'fastify' {
   interface FastifyInstance {
     bridge: Bridge
+  }
+  interface FastifyContextConfig {
+    /** a health, readiness or metrics probe: still answered while the bridge shuts down, logged at debug */
+    probe?: boolean
   }
 }
 
@@ -71,68 +74,32 @@ export interface AppDeps {
 export const STARTUP_CONCURRENCY = 20
 export const STARTUP_SLOT_MS = 2_000
 
-/** Requests still answered while draining. */
-const DRAIN_ALLOWED = new Set(['/healthz', '/readyz', '/metrics'])
-
-export async function buildApp (config: BridgeConfig, deps: AppDeps = {}): Promise<FastifyInstance> {
+export async function buildApp (config: Config, deps: AppDeps = {}): Promise<FastifyInstance> {
   const logger = deps.logger ?? createLogger(config.logLevel)
   const app: FastifyInstance = Fastify({
     loggerInstance: logger as FastifyBaseLogger,
+    logController: new LogController({ disableRequestLogging: true }), // one line per request, at its level: ops/request-log.ts
     bodyLimit: config.http.bodyLimitBytes,
     return503OnClosing: false,
-    // HEAD on the SSE route would open a stream without a body: only the declared methods exist
-    exposeHeadRoutes: false,
+    // HEAD wherever GET is; the stream route answers its HEAD without opening a stream (routes/events.ts)
+    exposeHeadRoutes: true,
     routerOptions: { maxParamLength: 2048 },
     // malformed URLs (bad %-escapes) are answered in the catalogue's shape too
     frameworkErrors: (err, _req, reply) => {
       void sendHttpError(reply, new HttpError(400, ErrorCode.BAD_REQUEST, err.message))
     }
   })
-
-  const sessions = new Map<string, Session>()
-  let started!: () => void
-  const startedP = new Promise<void>((resolve) => { started = resolve })
-  const metrics = new BridgeMetrics(() => sessions.values(), deps.defaultMetrics ?? true)
-  let draining = false
+  const metrics: BridgeMetrics = new BridgeMetrics(() => sessions.values(), deps.defaultMetrics ?? true)
   // replicas sharing a Redis: loaded only then (the Redis client with it)
   const cluster = config.cluster === undefined
     ? null
     : await (await import('./cluster/services.js')).ClusterNode.open(config.cluster, { log: logger, registry: metrics.registry })
-  const bridge: Bridge = {
-    config,
-    sessions,
-    replicaId: cluster?.replicaId ?? null,
-    metrics,
-    get draining () { return draining },
-    started: startedP,
-    callerCount: () => {
-      let n = 0
-      for (const s of sessions.values()) n += s.callerCount
-      return n
-    },
-    beginShutdown: () => {
-      if (draining) return
-      draining = true
-      logger.info({ callers: bridge.callerCount() }, 'shutting down: ending streams')
-      for (const s of sessions.values()) s.shutdownCallers()
-    }
-  }
-  for (const [name, sessionConfig] of Object.entries(config.sessions)) {
-    const log = new LazyChildLogger(logger, { session: name })
-    const opts = {
-      sse: config.sse,
-      metrics,
-      log,
-      ...(deps.createClient !== undefined ? { createClient: deps.createClient } : {}),
-      // issue 6: replay checkpoints
-      dataDir: config.dataDir,
-      checkpointIntervalMs: config.checkpointIntervalMs
-    }
-    if (sessionConfig.replay?.enabled === true) checkDataDir(config.dataDir ?? DEFAULT_DATA_DIR)
-    sessions.set(name, cluster !== null ? cluster.session(name, sessionConfig, opts) : new BridgeSession(name, sessionConfig, opts))
-  }
+  const sessions = new SessionRegistry({ config, metrics, logger, createClient: deps.createClient, cluster })
+  for (const [name, sessionConfig] of Object.entries(config.sessions)) sessions.create(name, sessionConfig)
+  const bridge = createBridge(config, sessions, metrics, logger, cluster?.replicaId ?? null)
   app.decorate('bridge', bridge)
-  // issue 7: before any route (it intercepts upgrades); streams end with their own shutdown frame (close 1001)
+
+  // before any route (it intercepts upgrades); streams end with their own shutdown frame (close 1001)
   await app.register(websocket, {
     options: { maxPayload: config.http.bodyLimitBytes + 1024, perMessageDeflate: false },
     errorHandler: (err, socket, req) => { req.log.debug({ err }, 'websocket error'); socket.terminate() },
@@ -141,57 +108,68 @@ export async function buildApp (config: BridgeConfig, deps: AppDeps = {}): Promi
       this.websocketServer.close(() => { done() })
     }
   })
-
-  // Any content type is read as JSON text (curl -d sends form-urlencoded by default).
-  app.removeAllContentTypeParsers()
-  app.addContentTypeParser('*', { parseAs: 'string' }, (_req, body, done) => {
-    const text = typeof body === 'string' ? body : body.toString('utf8')
-    if (text.trim() === '') {
-      done(new HttpError(400, ErrorCode.BAD_JSON, 'The request body must be a JSON value (the message data)'), undefined)
-      return
-    }
-    try {
-      done(null, JSON.parse(text))
-    } catch (err) {
-      done(new HttpError(400, ErrorCode.BAD_JSON, `The request body is not valid JSON: ${(err as Error).message}`), undefined)
-    }
-  })
-
+  // before authentication: preflights carry no token
+  await registerCors(app, config.http.cors)
+  installJsonBody(app)
   installErrorHandlers(app)
-
-  app.addHook('onRequest', async (req, reply) => {
-    if (!draining) return
-    const path = req.url.split('?')[0] ?? ''
-    if (DRAIN_ALLOWED.has(path)) return
-    reply.header('Connection', 'close')
-    return sendHttpError(reply, new HttpError(503, ErrorCode.SHUTTING_DOWN, 'The bridge is shutting down', { headers: { 'Retry-After': '1' } }))
-  })
-
-  // issue 7: authentication and authorization of every request (auth.ts), after the draining check
+  installRequestLog(app)
+  app.addHook('onRequest', async (req, reply) => refuseWhileDraining(bridge, req, reply))
+  // authentication and authorization of every request, after the draining check, before any body is read
   const consoleAssets = loadConsoleAssets()
   installAuth(app, new AccessControl(config.auth), consoleAuthHooks(consoleAssets))
+  installLifecycle(app, sessions, bridge)
 
+  await app.register(healthRoutes)
+  await app.register(sessionsRoutes)
+  await app.register(eventsRoutes)
+  await app.register(publishRoutes)
+  await app.register(wsRoutes)
+  await app.register(consoleRoutes, { assets: consoleAssets })
+  installDynamicSessions(app, { sessions, metrics, logger })
+  return app
+}
+
+function createBridge (config: Config, sessions: SessionRegistry, metrics: BridgeMetrics, logger: AppLogger, replicaId: string | null): Bridge & { markStarted: () => void } {
+  let draining = false
+  let markStarted!: () => void
+  const started = new Promise<void>((resolve) => { markStarted = resolve })
+  const bridge = {
+    config,
+    sessions: sessions.map,
+    replicaId,
+    metrics,
+    get draining () { return draining },
+    started,
+    markStarted,
+    callerCount: () => sessions.callerCount(),
+    beginShutdown: () => {
+      if (draining) return
+      draining = true
+      logger.info({ callers: sessions.callerCount() }, 'shutting down: ending streams')
+      sessions.shutdownCallers()
+    }
+  }
+  return bridge
+}
+
+async function refuseWhileDraining (bridge: Bridge, req: FastifyRequest, reply: FastifyReply): Promise<FastifyReply | undefined> {
+  if (!bridge.draining || req.routeOptions.config?.probe === true) return
+  reply.header('Connection', 'close')
+  return sendHttpError(reply, new HttpError(503, ErrorCode.SHUTTING_DOWN, 'The bridge is shutting down', { headers: { 'Retry-After': '1' } }))
+}
+
+/** Sessions open on `ready` (a few at a time); a close ends the streams, then closes every session upstream. */
+function installLifecycle (app: FastifyInstance, sessions: SessionRegistry, bridge: Bridge & { markStarted: () => void }): void {
+  const config = bridge.config
   app.addHook('onReady', async () => {
-    void openSessions([...sessions.values()], { concurrency: STARTUP_CONCURRENCY, slotMs: STARTUP_SLOT_MS, stopped: () => draining })
-      .catch((err: unknown) => { logger.error({ err }, 'session start-up failed') })
-      .finally(started)
+    void openSessions([...sessions.values()], { concurrency: STARTUP_CONCURRENCY, slotMs: STARTUP_SLOT_MS, stopped: () => bridge.draining })
+      .catch((err: unknown) => { app.log.error({ err }, 'session start-up failed') })
+      .finally(bridge.markStarted)
   })
   app.addHook('preClose', async () => {
     bridge.beginShutdown()
   })
   app.addHook('onClose', async () => {
-    const budget = Math.max(100, config.shutdownTimeoutMs - 500)
-    await Promise.all([...sessions.values()].map(async (s) => { await s.close(budget) }))
-    await cluster?.close()
+    await sessions.closeAll(Math.max(100, config.shutdownTimeoutMs - 500))
   })
-
-  healthRoutes(app)
-  sessionsRoutes(app)
-  eventsRoutes(app)
-  publishRoutes(app)
-  callRoutes(app)
-  wsRoutes(app)
-  consoleRoutes(app, consoleAssets)
-  installDynamicSessions(app, { sessions, metrics, logger, ...(deps.createClient !== undefined ? { createClient: deps.createClient } : {}) })
-  return app
 }

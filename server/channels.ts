@@ -1,15 +1,18 @@
 /**
- * Channel names and patterns as the bridge sees them: validation and matching come from client-core's public
- * exports (one grammar for both); the bridge adds pattern coverage for its refcounted upstream subscriptions.
+ * Channel names and patterns as the bridge sees them: the grammar, the kinds and matching are client-core's public
+ * exports (one definition for the client, the config and the bridge); the bridge adds pattern coverage for its
+ * refcounted upstream subscriptions and its access lists.
  */
-export { ChannelRouter, channelProblem, channelMatches, matchingPatterns } from '../client-core/index.js'
+import { channelKind } from '../client-core/index.js'
+
+export { ChannelRouter, channelKind, channelProblem, channelMatches, isWildcard, matchingPatterns } from '../client-core/index.js'
 
 export function isMeta (channel: string): boolean {
-  return channel === '/meta' || channel.startsWith('/meta/')
+  return channelKind(channel) === 'meta'
 }
 
 export function isService (channel: string): boolean {
-  return channel === '/service' || channel.startsWith('/service/')
+  return channelKind(channel) === 'service'
 }
 
 /** Does every channel matched by `inner` also match `outer`? (`/a/**` covers `/a/*`, `/a/b/**`, `/a/b`.) */

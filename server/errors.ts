@@ -26,14 +26,15 @@ export const ErrorCode = {
   SHUTTING_DOWN: 'shutting_down',
   NOT_READY: 'not_ready',
   INTERNAL: 'internal_error',
-  // issue 7: auth, ACL, dynamic sessions, WebSocket
+  // auth, ACL, dynamic sessions, WebSocket
   UNAUTHORIZED: 'unauthorized',
   FORBIDDEN: 'forbidden',
   URL_NOT_ALLOWED: 'url_not_allowed',
   INVALID_URL: 'invalid_url',
   TOO_MANY_SESSIONS: 'too_many_sessions',
   NOT_DELETABLE: 'not_deletable',
-  TOO_MANY_REQUESTS: 'too_many_requests'
+  TOO_MANY_REQUESTS: 'too_many_requests',
+  AUTH_UNAVAILABLE: 'auth_unavailable'
 } as const
 export type ErrorCode = typeof ErrorCode[keyof typeof ErrorCode]
 
@@ -65,7 +66,15 @@ export class HttpError extends Error {
   }
 }
 
+/** The error each request was answered with (server/ops/request-log.ts logs it when the request finishes). */
+const answered = new WeakMap<FastifyRequest, HttpError>()
+
+export function answeredError (req: FastifyRequest): HttpError | undefined {
+  return answered.get(req)
+}
+
 export function sendHttpError (reply: FastifyReply, err: HttpError): FastifyReply {
+  answered.set(reply.request, err)
   for (const [name, value] of Object.entries(err.headers)) reply.header(name, value)
   return reply.code(err.statusCode).type('application/json; charset=utf-8').send(err.body())
 }
@@ -95,12 +104,8 @@ export function installErrorHandlers (app: {
   setErrorHandler: (fn: (err: FastifyError, req: FastifyRequest, reply: FastifyReply) => unknown) => unknown
   setNotFoundHandler: (fn: (req: FastifyRequest, reply: FastifyReply) => unknown) => unknown
 }): void {
-  app.setErrorHandler((err, req, reply) => {
-    const http = toHttpError(err)
-    if (http.statusCode >= 500) req.log.error({ err }, 'request failed')
-    else req.log.debug({ code: http.code, msg: http.message }, 'request refused')
-    return sendHttpError(reply, http)
-  })
+  // logged once the request is over, at the level server/ops/request-log.ts gives it
+  app.setErrorHandler((err, _req, reply) => sendHttpError(reply, toHttpError(err)))
   app.setNotFoundHandler((req, reply) => {
     return sendHttpError(reply, new HttpError(404, ErrorCode.NOT_FOUND, `No route for ${req.method} ${req.url.split('?')[0] ?? ''}`))
   })

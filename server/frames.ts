@@ -1,5 +1,5 @@
 /**
- * One event for callers, rendered per caller format and cached: Server-Sent Events (`sse`), one JSON object per
+ * Events for callers. One event is rendered per caller format and cached: Server-Sent Events (`sse`), one JSON object per
  * line (`ndjson`) or one JSON object per WebSocket text frame (`ws`). A message is serialized once and its
  * renderings are shared by every caller (and every replay) of that format.
  *
@@ -73,4 +73,36 @@ export class Frame {
 /** A frame of any event with `data` serialized here (a string is taken as pre-serialized JSON). */
 export function frameOf (event: string, data: unknown, id?: string, retryMs?: number): Frame {
   return new Frame(event, typeof data === 'string' ? data : JSON.stringify(data), id, retryMs)
+}
+
+// ---------------------------------------------------------------- Server-Sent Events
+// Data is always one line of JSON (JSON.stringify never emits a raw newline), so an SSE frame is `id:` (optional)
+// + `event:` + one `data:` line + a blank line.
+
+export const SSE_HEADERS: Readonly<Record<string, string>> = {
+  'Content-Type': 'text/event-stream; charset=utf-8',
+  'Cache-Control': 'no-cache, no-transform',
+  'X-Accel-Buffering': 'no',
+  Connection: 'keep-alive'
+}
+
+export type SseEventName = 'message' | 'gap' | 'upstream' | 'slow' | 'shutdown'
+
+/** One complete frame of a bridge event. `data` is serialized here; pass a string to use pre-serialized JSON. */
+export function sseFrame (event: SseEventName, data: unknown, id?: string, retryMs?: number): Frame {
+  return frameOf(event, data, id, retryMs)
+}
+
+export function sseRetry (retryMs: number): Buffer {
+  return Buffer.from(`retry: ${Math.max(0, Math.round(retryMs))}\n\n`, 'utf8')
+}
+
+/** A comment line: ignored by EventSource, keeps proxies and load balancers from timing the stream out. */
+export const SSE_HEARTBEAT = Buffer.from(': keep-alive\n\n', 'utf8')
+
+/** The frame of an upstream message, built once per message. Only channel, data and ext are exposed. */
+export function messageFrame (id: string, channel: string, data: unknown, ext: unknown): Frame {
+  const payload: Record<string, unknown> = { channel, data: data === undefined ? null : data }
+  if (ext !== undefined && ext !== null) payload.ext = ext
+  return sseFrame('message', payload, id)
 }

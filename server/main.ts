@@ -1,14 +1,18 @@
 #!/usr/bin/env node
 /**
  * The daemon: load the config (exit 78 when invalid), start the embedded demo upstream when no session is
- * configured, build the app, listen, and shut down cleanly on SIGTERM/SIGINT within shutdownTimeoutMs.
+ * configured, build the app, listen, and shut down cleanly on SIGTERM/SIGINT (or when the npm that started it is
+ * gone) within shutdownTimeoutMs.
  */
 import { CONFIG_EXIT_CODE, loadConfig } from '../config/index.js'
 import { buildApp } from './app.js'
-import type { BridgeConfig } from './config-types.js'
+import type { Config } from '../config/index.js'
 import { baseUrlOf, demoBanner, startDemoUpstream, wantsDemo, withDemoSession } from './demo/demo.js'
 import type { DemoUpstream } from './demo/demo.js'
+import type { FastifyInstance } from 'fastify'
+import { watchLauncher } from './ops/launcher.js'
 import { createLogger } from './ops/logger.js'
+import type { AppLogger } from './ops/logger.js'
 import { releaseStartupGarbage } from './session/startup.js'
 
 async function main (): Promise<void> {
@@ -23,7 +27,7 @@ async function main (): Promise<void> {
     process.exitCode = 0
     return
   }
-  let config: BridgeConfig = loaded.config
+  let config: Config = loaded.config
   const logger = createLogger(config.logLevel)
   process.on('unhandledRejection', (err) => { logger.error({ err }, 'unhandled rejection') })
 
@@ -55,7 +59,7 @@ async function main (): Promise<void> {
   }
   const addr = app.server.address()
   const port = typeof addr === 'object' && addr !== null ? addr.port : config.listen.port
-  logger.info({ host: config.listen.host, port, sessions: Object.keys(config.sessions) }, 'cometd-bridge listening')
+  logger.info({ host: config.listen.host, port, sessions: Object.keys(config.sessions), console: `${baseUrlOf(config.listen.host, port)}/` }, 'cometd-bridge listening')
   if (demo !== null) process.stderr.write(demoBanner(baseUrlOf(config.listen.host, port)))
   // the start-up burst's garbage would stay in the old space of an idle daemon: collect it once
   void app.bridge.started.then(async () => {
@@ -63,6 +67,11 @@ async function main (): Promise<void> {
     if (gc !== null) logger.debug(gc, 'start-up garbage collected')
   })
 
+  stopOnSignals(app, demo, config.shutdownTimeoutMs, logger)
+}
+
+/** SIGTERM/SIGINT: a graceful stop within shutdownTimeoutMs (exit 0 either way); a second signal exits at once. */
+function stopOnSignals (app: FastifyInstance, demo: DemoUpstream | null, shutdownTimeoutMs: number, logger: AppLogger): void {
   let stopping = false
   const stop = (signal: string): void => {
     if (stopping) {
@@ -71,11 +80,11 @@ async function main (): Promise<void> {
     }
     stopping = true
     const started = Date.now()
-    logger.info({ signal, shutdownTimeoutMs: config.shutdownTimeoutMs }, 'shutting down')
+    logger.info({ signal, shutdownTimeoutMs }, 'shutting down')
     const deadline = setTimeout(() => {
       logger.error({ elapsedMs: Date.now() - started }, 'shutdown deadline reached: exiting anyway')
       process.exit(0)
-    }, Math.max(100, config.shutdownTimeoutMs - 100))
+    }, Math.max(100, shutdownTimeoutMs - 100))
     deadline.unref()
     app.bridge.beginShutdown()
     void (async () => {
@@ -91,6 +100,7 @@ async function main (): Promise<void> {
   }
   process.on('SIGTERM', () => { stop('SIGTERM') })
   process.on('SIGINT', () => { stop('SIGINT') })
+  watchLauncher(process.env, () => { stop('launcher exited') })
 }
 
 function ensureNewline (text: string): string {

@@ -11,6 +11,7 @@ import type { Headers } from '../extensions.js'
 import type { Payload } from '../protocol/message.js'
 import { TransportConnectionClosed, TransportError, TransportTimeoutError, HttpStatusError } from '../errors.js'
 import { checkPin, tlsConnectOptions } from './tls.js'
+import { openTunnel } from './tunnel.js'
 import type { SendOptions, Transport, TransportContext } from './transport.js'
 
 export class LongPollingTransport implements Transport {
@@ -35,7 +36,8 @@ export class LongPollingTransport implements Transport {
     // A resumed TLS session shows no peer certificate: with a pin, every connection does a full handshake.
     const pinned = typeof ctx.tls?.fingerprint256 === 'string'
     const base = buildConnector({ ...tlsConnectOptions(ctx.tls), timeout: ctx.maxNetworkDelayMs, ...(pinned ? { maxCachedSessions: 0 } : {}) })
-    this.#connector = (options, callback) => base(options, (err, socket) => {
+    // https: the upstream's certificate against the pin, whichever way the socket came
+    const checked = (callback: buildConnector.Callback): buildConnector.Callback => (err, socket) => {
       if (err !== null || socket === null) return callback(err ?? new TransportError('connect failed'), null)
       try {
         if (ctx.url.protocol === 'https:') checkPin(ctx.tls, socket as TLSSocket)
@@ -44,7 +46,17 @@ export class LongPollingTransport implements Transport {
         return callback(error as Error, null)
       }
       callback(null, socket)
-    })
+    }
+    const proxy = ctx.proxy
+    this.#connector = (options, callback) => {
+      if (proxy === null) return base(options, checked(callback))
+      // through the proxy: a CONNECT tunnel, then (https) TLS to the upstream inside it
+      const port = Number(options.port) || (options.protocol === 'https:' ? 443 : 80)
+      openTunnel(proxy, options.hostname, port, ctx.maxNetworkDelayMs).then((tunnel) => {
+        if (options.protocol === 'https:') base({ ...options, httpSocket: tunnel }, checked(callback))
+        else callback(null, tunnel)
+      }, (error: Error) => { callback(error, null) })
+    }
     return this.#connector
   }
 

@@ -30,6 +30,8 @@ export interface TransportContext {
   readonly maxNetworkDelayMs: number
   readonly pingIntervalMs: number
   readonly appendMessageTypeToURL: boolean
+  /** the HTTP(S) proxy to tunnel through, or null (direct) */
+  readonly proxy: URL | null
   stringify (value: unknown): string
   /** Parses a body or frame into a payload; throws TransportError when it is not a Bayeux payload. */
   parse (text: string): Payload

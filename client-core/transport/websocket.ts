@@ -10,8 +10,9 @@ import type { TLSSocket } from 'node:tls'
 import type { IncomingMessage } from 'node:http'
 import type { Headers } from '../extensions.js'
 import type { Payload } from '../protocol/message.js'
-import { TransportConnectionClosed, TransportError, TransportTimeoutError, WebSocketUpgradeError } from '../errors.js'
+import { ProxyError, TransportConnectionClosed, TransportError, TransportTimeoutError, WebSocketUpgradeError } from '../errors.js'
 import { checkPin, tlsConnectOptions } from './tls.js'
+import { TunnelAgent } from './tunnel.js'
 import type { SendOptions, Transport, TransportContext } from './transport.js'
 
 /** Frames waiting for the previous one's receive() before the socket stops being read (ws pause()). */
@@ -72,12 +73,15 @@ export class WebSocketTransport implements Transport {
     const cookie = await ctx.cookies.getCookieString(ctx.url.href)
     const requestHeaders: Record<string, string> = { ...headers }
     if (cookie !== '') requestHeaders.cookie = cookie
+    const handshakeTimeout = Math.min(options.timeoutMs, ctx.maxNetworkDelayMs)
     const socket = new WebSocket(this.#wsUrl, {
       headers: requestHeaders,
-      handshakeTimeout: Math.min(options.timeoutMs, ctx.maxNetworkDelayMs),
+      handshakeTimeout,
       perMessageDeflate: false,
       maxPayload: 64 * 1024 * 1024,
-      ...tlsConnectOptions(ctx.tls)
+      ...tlsConnectOptions(ctx.tls),
+      // through the proxy: the upgrade goes over a CONNECT tunnel (TLS inside it for https)
+      ...(ctx.proxy !== null ? { agent: new TunnelAgent(ctx.proxy, ctx.url.protocol === 'https:', handshakeTimeout) } : {})
     })
     return await new Promise<WebSocket>((resolve, reject) => {
       let settled = false
@@ -112,6 +116,7 @@ export class WebSocketTransport implements Transport {
         fail(new WebSocketUpgradeError(response.statusCode ?? 0))
       })
       socket.once('error', (error: Error) => {
+        if (error instanceof ProxyError) { fail(error); return }
         const timedOut = /timed out|timeout/i.test(error.message)
         fail(timedOut
           ? new TransportTimeoutError('WebSocket opening handshake timed out', { cause: error })

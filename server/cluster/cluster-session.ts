@@ -7,7 +7,7 @@
 import type { ServerResponse } from 'node:http'
 import type { Message } from '../../client-core/index.js'
 import { channelMatches } from '../channels.js'
-import type { SessionConfig, SseConfig } from '../config-types.js'
+import type { SessionConfig, SseConfig } from '../../config/index.js'
 import { withDeadline } from '../deadline.js'
 import { ErrorCode, HttpError } from '../errors.js'
 import type { Gap } from '../event-log/resume.js'
@@ -19,10 +19,11 @@ import type { CallerSink } from '../hub/sinks.js'
 import type { SessionLogger } from '../ops/lazy-log.js'
 import type { BridgeMetrics } from '../ops/metrics.js'
 import { timed } from '../ops/timed.js'
+import { watchUpstream } from '../ops/upstream-log.js'
 import type { AttachResult } from '../session/bridge-session.js'
-import type { LastError, SessionStats } from '../session/view.js'
-import { sseFrame } from '../sse.js'
-import type { ClientFactory } from '../upstream/link.js'
+import type { SessionStats } from '../session/view.js'
+import { sseFrame } from '../frames.js'
+import type { ClientFactory, LastError } from '../upstream/link.js'
 import { noHolder } from './bus.js'
 import type { BusRequest } from './bus.js'
 import { Holder } from './holder.js'
@@ -40,8 +41,8 @@ export interface ClusterSessionOptions {
   log: SessionLogger
   cluster: ClusterServices
   createClient?: ClientFactory | undefined
-  dataDir?: string | undefined
-  checkpointIntervalMs?: number | undefined
+  dataDir: string
+  checkpointIntervalMs: number
 }
 
 type Plan = { entries: ClusterEntry[] | ClusterRead['entries'], gap: Gap | null, afterId: string | null }
@@ -231,6 +232,7 @@ export class ClusterSession {
         return
       }
       this.#holder = holder
+      watchUpstream(holder.upstream, this.#o.log)
       this.#c.metrics.leaseChanges.inc({ session: this.name, change: 'acquired' })
     } catch (err) {
       this.#o.log.warn({ err }, 'taking the session over failed: the lease is given up')

@@ -3,8 +3,9 @@
  * stream), and the JSON view of a cluster session for GET /sessions[/:name]: the usual fields plus `replicaId`
  * (who answers), `holder` (who holds the lease) and this replica's `lagMs` behind the stream.
  */
-import type { SessionConfig } from '../config-types.js'
-import type { LastError, SessionStats } from '../session/view.js'
+import type { SessionConfig } from '../../config/index.js'
+import type { SessionStats } from '../session/view.js'
+import type { LastError } from '../upstream/link.js'
 import { statCounters, viewHead } from '../session/view.js'
 import type { SubscriptionView } from '../upstream/subscriptions.js'
 import type { ClusterServices } from './services.js'

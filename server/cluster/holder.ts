@@ -11,7 +11,7 @@
  */
 import type { Message, StateChange } from '../../client-core/index.js'
 import { isMeta } from '../channels.js'
-import type { SessionConfig } from '../config-types.js'
+import type { SessionConfig } from '../../config/index.js'
 import { errorText } from '../deadline.js'
 import type { HttpError } from '../errors.js'
 import { refusedSubscription } from '../upstream/errors.js'

@@ -14,7 +14,7 @@
  * The `redis` package is imported here, dynamically, and nowhere else: a bridge without `cluster` never loads it.
  */
 import { createHash, randomBytes } from 'node:crypto'
-import type { ClusterConfig } from './config.js'
+import type { ClusterConfig } from '../../config/index.js'
 import { ClusterError, ClusterErrorCode, redisErrorText } from './errors.js'
 import type { SessionLogger } from '../ops/lazy-log.js'
 

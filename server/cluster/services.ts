@@ -4,13 +4,13 @@
  * callers of all replicas want. app.ts opens it (by dynamic import) only when `cluster` is configured.
  */
 import type { Registry } from 'prom-client'
-import type { SessionConfig } from '../config-types.js'
+import type { SessionConfig } from '../../config/index.js'
 import { LazyChildLogger } from '../ops/lazy-log.js'
 import type { SessionLogger } from '../ops/lazy-log.js'
 import { Bus, noHolder } from './bus.js'
 import { ClusterSession } from './cluster-session.js'
 import type { ClusterSessionOptions } from './cluster-session.js'
-import type { ClusterConfig } from './config.js'
+import type { ClusterConfig } from '../../config/index.js'
 import { redisErrorText } from './errors.js'
 import { Interest } from './interest.js'
 import { Leases } from './lease.js'

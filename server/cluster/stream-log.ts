@@ -13,7 +13,7 @@
  */
 import type { GoneReason, LogEntry } from '../event-log/event-log.js'
 import { patternCovers } from '../channels.js'
-import { sseFrame } from '../sse.js'
+import { sseFrame } from '../frames.js'
 import type { RedisLink } from './redis.js'
 import { ClusterError, ClusterErrorCode } from './errors.js'
 import { sessionKeys } from './append.js'

@@ -7,8 +7,8 @@ import { createServer } from 'node:http'
 import type { Server } from 'node:http'
 import { createRequire } from 'node:module'
 import type { AddressInfo } from 'node:net'
-import type { BridgeConfig } from '../config-types.js'
-import { SESSION_DEFAULTS } from '../config-types.js'
+import type { Config } from '../../config/index.js'
+import { defaultSession, isDemoEnabled } from '../../config/index.js'
 
 /** The part of Faye we use (faye ships no types). */
 interface FayeClient {
@@ -93,17 +93,21 @@ export async function startDemoUpstream (options: DemoUpstreamOptions = {}): Pro
   }
 }
 
-/** The config with a `demo` session pointed at the embedded upstream. */
-export function withDemoSession (config: BridgeConfig, url: string): BridgeConfig {
+/**
+ * The config with a `demo` session pointed at the embedded upstream. The session holds /demo/ticks for ever
+ * (`subscribe`), so every tick is in its resume buffer: a caller that comes back with Last-Event-ID gets every tick
+ * it missed, however long it was away (up to bufferSize ticks).
+ */
+export function withDemoSession (config: Config, url: string): Config {
   return {
     ...config,
-    sessions: { ...config.sessions, demo: { ...SESSION_DEFAULTS, url, connectionTypes: ['websocket', 'long-polling'] } }
+    sessions: { ...config.sessions, demo: { ...defaultSession(url), subscribe: [DEMO_TICKS] } }
   }
 }
 
-/** Should the embedded demo run? `auto` = when no session is configured. */
-export function wantsDemo (config: BridgeConfig): boolean {
-  return config.demo === true || (config.demo === 'auto' && Object.keys(config.sessions).length === 0)
+/** Should the embedded demo run? `auto` = when no session is configured, and no dynamic session can be. */
+export function wantsDemo (config: Config): boolean {
+  return isDemoEnabled(config)
 }
 
 /** The human-readable help printed at start: how to watch ticks and publish to the chat channel. */
@@ -111,6 +115,8 @@ export function demoBanner (baseUrl: string): string {
   return [
     '',
     'cometd-bridge is running the embedded demo: a Faye server publishes a tick on /demo/ticks every second.',
+    '',
+    `  Open the console in a browser: ${baseUrl}/`,
     '',
     '  Watch the ticks:',
     `    curl -N '${baseUrl}/sessions/demo/events?channel=/demo/ticks'`,

@@ -14,7 +14,7 @@
 import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, readdirSync, unlinkSync, writeSync } from 'node:fs'
 import { open, rename, unlink, mkdir } from 'node:fs/promises'
 import { basename, dirname, join, resolve } from 'node:path'
-import type { ReplayPosition } from '../../client-core/index.js'
+import type { Logger, ReplayPosition } from '../../client-core/index.js'
 
 export const CHECKPOINT_VERSION = 1
 
@@ -35,19 +35,13 @@ export interface LoadResult {
   reason?: string
 }
 
-export interface CheckpointLog {
-  info: (obj: unknown, msg?: string) => void
-  warn: (obj: unknown, msg?: string) => void
-  error: (obj: unknown, msg?: string) => void
-}
-
 export interface CheckpointOptions {
   dataDir: string
   session: string
   /** the upstream URL, already without credentials and query values */
   url: string
   intervalMs: number
-  log: CheckpointLog
+  log: Logger
 }
 
 export interface CheckpointView {

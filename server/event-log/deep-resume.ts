@@ -20,12 +20,12 @@
  * delivery allocation. `replay.deepResumeMaxClients` bounds how many run at once.
  */
 import { ReplayExtension, replayIdOf } from '../../client-core/index.js'
-import type { Client, ClientOptions, Message, ReplayFallback, ReplayPosition } from '../../client-core/index.js'
+import type { Client, ClientOptions, Logger, Message, ReplayFallback, ReplayPosition } from '../../client-core/index.js'
 import type { Caller } from '../hub/caller.js'
 import type { Gap } from './resume.js'
 import { formatId } from './resume.js'
 import { positionKey, replaySuffix } from './replay.js'
-import { messageFrame, sseFrame } from '../sse.js'
+import { messageFrame, sseFrame } from '../frames.js'
 import { errorText, withDeadline } from '../deadline.js'
 
 export const DEEP_RESUME_IDLE_MS = 2_000
@@ -43,7 +43,7 @@ export interface DeepResumeHost {
   join: (caller: Caller, channel: string, afterSeq: number, skip: Set<string>, gap: Gap | null, outcome: DeepOutcome) => void
   /** the extra client failed on a limit error or similar: for reporting */
   onError?: (error: unknown) => void
-  log: { info: (obj: unknown, msg?: string) => void, warn: (obj: unknown, msg?: string) => void }
+  log: Logger
   /** deadline of one upstream round trip (open, subscribe) */
   opTimeoutMs: number
 }

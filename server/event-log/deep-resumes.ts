@@ -5,7 +5,7 @@
  * the live stream). This coordinates the deep resumes of one session: at most `deepResumeMaxClients` at a time, the
  * caller held back from live delivery while it catches up, and nothing delivered twice when it joins.
  */
-import type { Client, ReplayExtension } from '../../client-core/index.js'
+import type { Client, Logger, ReplayExtension } from '../../client-core/index.js'
 import type { Caller } from '../hub/caller.js'
 import type { Hub } from '../hub/hub.js'
 import { channelMatches } from '../channels.js'
@@ -31,7 +31,7 @@ export interface DeepResumesHost {
   /** a `gap` event to the caller (counted by the session) */
   sendGap: (caller: Caller, gap: Gap) => void
   closing: () => boolean
-  logger: { info: (obj: unknown, msg?: string) => void, warn: (obj: unknown, msg?: string) => void }
+  logger: Logger
 }
 
 export class DeepResumes {

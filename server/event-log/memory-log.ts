@@ -4,7 +4,7 @@
  */
 import { randomBytes } from 'node:crypto'
 import type { ReplayPosition } from '../../client-core/index.js'
-import { messageFrame } from '../sse.js'
+import { messageFrame } from '../frames.js'
 import type { AppendInput, EventLog, LogBounds, LogEntry, ReadResult } from './event-log.js'
 import { formatId, parseId } from './resume.js'
 import { Ring } from './ring.js'

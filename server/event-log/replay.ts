@@ -18,37 +18,14 @@
  * opaque, and Salesforce does not replay wildcard subscriptions).
  */
 import { ReplayExtension, replayIdOf } from '../../client-core/index.js'
-import type { Message, ReplayFallback, ReplayPosition } from '../../client-core/index.js'
-import { channelMatches } from '../channels.js'
+import type { Logger, Message, ReplayFallback, ReplayPolicy, ReplayPosition } from '../../client-core/index.js'
+import type { ReplayConfig } from '../../config/index.js'
+import { channelMatches, isWildcard } from '../channels.js'
 import { CheckpointStore } from './checkpoint.js'
-import type { CheckpointLog, CheckpointView, LoadResult } from './checkpoint.js'
+import type { CheckpointView, LoadResult } from './checkpoint.js'
 import type { Gap, ResumePlan } from './resume.js'
 import { formatId } from './resume.js'
 import type { Ring, RingEntry } from './ring.js'
-
-export type ReplayPolicy = -1 | -2
-
-export interface ReplayConfig {
-  enabled: boolean
-  /** where a channel without a stored position starts: -1 new events only, -2 everything retained */
-  start?: ReplayPolicy
-  /** where a channel goes when the server refuses its stored position */
-  fallback?: ReplayPolicy
-  /** serve resumes older than the ring from the upstream (an extra, short-lived upstream client) */
-  deepResume?: boolean
-  /** deep resumes running at once (each is one upstream client) */
-  deepResumeMaxClients?: number
-  /** a deep resume that has not met the live stream by then stops with a gap */
-  deepResumeTimeoutMs?: number
-}
-
-export const REPLAY_DEFAULTS = {
-  start: -1 as ReplayPolicy,
-  fallback: -2 as ReplayPolicy,
-  deepResume: true,
-  deepResumeMaxClients: 1,
-  deepResumeTimeoutMs: 120_000
-}
 
 export interface FallbackRecord extends ReplayFallback {
   at: string
@@ -128,10 +105,6 @@ export function positionKey (position: ReplayPosition): string {
   return `${typeof position}:${String(position)}`
 }
 
-function isWildcard (pattern: string): boolean {
-  return pattern.endsWith('/*') || pattern.endsWith('/**')
-}
-
 function isPolicy (position: ReplayPosition): boolean {
   return typeof position === 'number' && position < 0
 }
@@ -146,7 +119,7 @@ export interface ReplaySupportOptions {
   dataDir: string
   checkpointIntervalMs: number
   bufferSize: number
-  log: CheckpointLog
+  log: Logger
   /** the session's current sequence number */
   currentSeq: () => number
   /** the upstream client fell back from a refused position */
@@ -166,7 +139,7 @@ export interface ReplayView {
 }
 
 export class ReplaySupport {
-  readonly config: Required<ReplayConfig>
+  readonly config: ReplayConfig
   readonly extension: ReplayExtension
   readonly checkpoint: CheckpointStore
   readonly loaded: LoadResult
@@ -187,15 +160,8 @@ export class ReplaySupport {
 
   constructor (options: ReplaySupportOptions) {
     this.#o = options
-    const c = options.config
-    this.config = {
-      enabled: true,
-      start: c.start ?? REPLAY_DEFAULTS.start,
-      fallback: c.fallback ?? REPLAY_DEFAULTS.fallback,
-      deepResume: (c.deepResume ?? REPLAY_DEFAULTS.deepResume) && options.bufferSize > 0,
-      deepResumeMaxClients: c.deepResumeMaxClients ?? REPLAY_DEFAULTS.deepResumeMaxClients,
-      deepResumeTimeoutMs: c.deepResumeTimeoutMs ?? REPLAY_DEFAULTS.deepResumeTimeoutMs
-    }
+    // a deep resume joins the live stream through the ring: none without one
+    this.config = { ...options.config, deepResume: options.config.deepResume && options.bufferSize > 0 }
     this.checkpoint = new CheckpointStore({
       dataDir: options.dataDir,
       session: options.session,

@@ -10,8 +10,9 @@
  *   route except /healthz and /readyz (and /metrics, GET /sessions[/:name] when `auth.public` opens them).
  * - With no tokens configured the bridge serves loopback callers only (everyone with
  *   `auth.allowUnauthenticated: true`); such callers have every right.
- * - Routes not in the policy table below are refused to tokens (403) unless they declare
- *   `config: { access: … }` — new routes must decide who may use them.
+ * - Every route declares its policy in its own `config`: `access` (who may use it), `channels` (which of its
+ *   channels the access lists check), `public` (opened by `auth.public.*`), `queryToken` (may carry
+ *   ?access_token=). A route that declares no access is refused to tokens (403): new routes must decide.
  *
  * Tokens are never logged: messages never contain them, the logger redacts Authorization headers and
  * `access_token` query parameters.
@@ -19,10 +20,11 @@
 import { createHash, timingSafeEqual } from 'node:crypto'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { channelMatches, patternCovers } from '../channels.js'
-import { AUTH_DEFAULTS } from '../config-types.js'
-import type { AuthConfig, TokenEntry } from '../config-types.js'
+import type { AuthConfig, TokenConfig } from '../../config/index.js'
 import { ErrorCode, HttpError } from '../errors.js'
-import { channelFromPath, parseStreamChannels } from './routes/common.js'
+import { requestChannels } from './channel-rules.js'
+import { JwtVerifier } from './jwt.js'
+import { installStreamExpiry } from './stream-expiry.js'
 
 export interface Principal {
   /** stable identity (owner of dynamic sessions): `#<index>` of the token entry, or `anonymous` */
@@ -38,6 +40,8 @@ export interface Principal {
   readonly console: boolean
   readonly metrics: boolean
   readonly createSessions: boolean
+  /** a JWT's `exp`, epoch ms: streams opened with it end then (jwt.ts, stream-expiry.ts) */
+  readonly expiresAt?: number
 }
 
 /** What a route requires beyond a valid token; routes may declare it as `config: { access }`. */
@@ -53,6 +57,10 @@ declare module 'fastify' {
   }
   interface FastifyContextConfig {
     access?: RouteAccess
+    /** `auth.public.sessions` / `auth.public.metrics` open this route (GET) without a token */
+    public?: 'sessions' | 'metrics'
+    /** the route may take the token as ?access_token= (EventSource cannot set headers): SSE streams only */
+    queryToken?: boolean
   }
 }
 
@@ -80,16 +88,19 @@ interface Entry { digest: Buffer, principal: Principal }
 export class AccessControl {
   readonly config: AuthConfig
   readonly #entries: Entry[]
+  /** callers with a signed JWT (auth.jwt), tried when a token matches no entry */
+  readonly jwt: JwtVerifier | null
   /** owner (principal id) of a dynamic session, undefined for configured (or unknown) sessions */
   ownerOf: (session: string) => string | undefined = () => undefined
 
-  constructor (config: AuthConfig | undefined) {
-    this.config = config ?? AUTH_DEFAULTS
+  constructor (config: AuthConfig) {
+    this.config = config
     this.#entries = this.config.tokens.map((t, i) => ({ digest: digestOf(t), principal: principalOf(t, i) }))
+    this.jwt = this.config.jwt !== undefined ? new JwtVerifier(this.config.jwt) : null
   }
 
-  /** true when tokens are configured (every request needs one) */
-  get required (): boolean { return this.#entries.length > 0 }
+  /** true when tokens (or JWTs) are configured (every request needs one) */
+  get required (): boolean { return this.#entries.length > 0 || this.jwt !== null }
 
   /** The principal of a presented token, or null. Constant-time in the token; every entry is compared. */
   authenticate (token: string): Principal | null {
@@ -119,12 +130,12 @@ export class AccessControl {
   }
 }
 
-function digestOf (entry: TokenEntry): Buffer {
+function digestOf (entry: TokenConfig): Buffer {
   if (typeof entry.token === 'string') return sha256(entry.token)
   return Buffer.from(String(entry.sha256).toLowerCase(), 'hex')
 }
 
-function principalOf (entry: TokenEntry, index: number): Principal {
+function principalOf (entry: TokenConfig, index: number): Principal {
   return Object.freeze({
     id: `#${index}`,
     name: entry.name ?? `token-${index}`,
@@ -177,32 +188,17 @@ function wantsNdjson (req: FastifyRequest): boolean {
   return typeof accept === 'string' && /application\/x-ndjson/i.test(accept)
 }
 
-/** Route patterns → what they need (method-specific where it matters). */
+/** What the route declares it needs; a 404 (no route) needs a token, and tells an anonymous caller nothing. */
 function routeAccess (req: FastifyRequest): RouteAccess {
-  const declared = req.routeOptions.config?.access
-  if (declared !== undefined) return declared
-  const route = req.routeOptions.url
-  if (route === undefined) return 'authenticated' // 404: no route, but never tell an anonymous caller
-  switch (route) {
-    case '/healthz':
-    case '/readyz':
-      return 'open'
-    case '/metrics':
-      return 'metrics'
-    case '/':
-    case '/console/:file':
-      return 'console'
-    case '/sessions':
-      return 'authenticated' // GET lists what the caller may see; POST checks createSessions itself
-    case '/sessions/:name':
-    case '/sessions/:name/events':
-    case '/sessions/:name/publish/*':
-    case '/sessions/:name/call/*':
-    case '/sessions/:name/ws':
-      return 'session'
-    default:
-      return 'deny'
-  }
+  if (req.routeOptions.url === undefined) return 'authenticated'
+  return req.routeOptions.config?.access ?? 'deny'
+}
+
+/** `auth.public.*` opens this request (GET) without a token. */
+function isPublic (req: FastifyRequest, cfg: AuthConfig): boolean {
+  const opened = req.routeOptions.config?.public
+  if (opened === 'metrics') return cfg.public.metrics
+  return opened === 'sessions' && cfg.public.sessions && (req.method === 'GET' || req.method === 'HEAD')
 }
 
 export interface AuthHooks {
@@ -218,11 +214,9 @@ export function installAuth (app: FastifyInstance, access: AccessControl, hooks:
 
   app.addHook('onRequest', async (req, reply) => {
     const need = routeAccess(req)
-    if (need === 'open') return
-    if (need === 'metrics' && cfg.public.metrics) return
-    if (cfg.public.sessions && req.method === 'GET' && (req.routeOptions.url === '/sessions' || req.routeOptions.url === '/sessions/:name')) return
+    if (need === 'open' || isPublic(req, cfg)) return
     try {
-      const principal = authenticateRequest(req, access)
+      const principal = await authenticateRequest(req, access)
       req.principal = principal
       authorize(req, principal, need, access)
     } catch (err) {
@@ -230,9 +224,11 @@ export function installAuth (app: FastifyInstance, access: AccessControl, hooks:
       throw err
     }
   })
+  // after the hook above: it reads the principal
+  if (access.jwt?.onExpiry === 'end') installStreamExpiry(app)
 }
 
-function authenticateRequest (req: FastifyRequest, access: AccessControl): Principal {
+function authenticateRequest (req: FastifyRequest, access: AccessControl): Principal | Promise<Principal> {
   const cfg = access.config
   if (!access.required) {
     if (!cfg.allowUnauthenticated) {
@@ -254,7 +250,7 @@ function authenticateRequest (req: FastifyRequest, access: AccessControl): Princ
     if (m === null) throw unauthorized('The Authorization header must be "Bearer <token>"', true)
     token = m[1]!
   } else if (queryToken !== undefined) {
-    const sseStream = req.routeOptions.url === '/sessions/:name/events' && req.method === 'GET' && !wantsNdjson(req)
+    const sseStream = req.routeOptions.config?.queryToken === true && !wantsNdjson(req)
     if (!cfg.allowQueryToken || !sseStream) {
       throw unauthorized('access_token in the URL is accepted only on SSE streams with auth.allowQueryToken: true; send Authorization: Bearer <token>', true)
     }
@@ -263,8 +259,9 @@ function authenticateRequest (req: FastifyRequest, access: AccessControl): Princ
   }
   if (token === null) throw unauthorized('A token is required: Authorization: Bearer <token>', false)
   const principal = access.authenticate(token)
-  if (principal === null) throw unauthorized('Invalid token', true)
-  return principal
+  if (principal !== null) return principal
+  if (access.jwt !== null) return access.jwt.authenticate(token)
+  throw unauthorized('Invalid token', true)
 }
 
 function authorize (req: FastifyRequest, p: Principal, need: RouteAccess, access: AccessControl): void {
@@ -289,26 +286,18 @@ function authorize (req: FastifyRequest, p: Principal, need: RouteAccess, access
 }
 
 function authorizeSessionRoute (req: FastifyRequest, p: Principal, access: AccessControl): void {
-  const params = req.params as { name?: string, '*'?: string }
-  const name = params.name ?? ''
+  const name = (req.params as { name?: string }).name ?? ''
   if (!access.sessionAllowed(p, name)) throw forbidden(`This token may not use session ${JSON.stringify(name.slice(0, 100))}`)
-  switch (req.routeOptions.url) {
-    case '/sessions/:name/events': {
-      const patterns = parseStreamChannels((req.query as { channel?: unknown }).channel)
-      const denied = patterns.filter((pattern) => !access.canSubscribe(p, pattern))
-      if (denied.length > 0) throw forbidden(`This token may not subscribe to ${denied.slice(0, 5).join(', ')}`)
-      return
-    }
-    case '/sessions/:name/publish/*':
-    case '/sessions/:name/call/*': {
-      const kind = req.routeOptions.url === '/sessions/:name/call/*' ? 'call' : 'publish'
-      const channel = channelFromPath(params['*'], kind)
-      if (!access.canPublish(p, channel)) throw forbidden(`This token may not ${kind === 'call' ? 'call' : 'publish to'} ${channel}`)
-      return
-    }
-    default:
-      return
+  const kind = req.routeOptions.config?.channels
+  if (kind === undefined) return
+  const channels = requestChannels(req)
+  if (kind === 'stream') {
+    const denied = channels.filter((pattern) => !access.canSubscribe(p, pattern))
+    if (denied.length > 0) throw forbidden(`This token may not subscribe to ${denied.slice(0, 5).join(', ')}`)
+    return
   }
+  const channel = channels[0]!
+  if (!access.canPublish(p, channel)) throw forbidden(`This token may not ${kind === 'call' ? 'call' : 'publish to'} ${channel}`)
 }
 
 /** For handlers: the request's principal; null on routes opened by `auth.public` (no token was checked). */

@@ -8,24 +8,23 @@
 import { randomBytes } from 'node:crypto'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { z } from 'zod'
+import { ALL_CONNECTION_TYPES } from '../../client-core/index.js'
 import { forbidden } from './auth.js'
-import { DYNAMIC_SESSIONS_DEFAULTS, SESSION_DEFAULTS } from '../config-types.js'
-import type { SessionConfig } from '../config-types.js'
+import { defaultSession, HEADER_NAME_RE, TRANSPORT_HEADERS } from '../../config/index.js'
+import type { DynamicSessionsConfig, SessionConfig } from '../../config/index.js'
 import { ErrorCode, HttpError } from '../errors.js'
 import type { AppLogger } from '../ops/logger.js'
 import type { BridgeMetrics } from '../ops/metrics.js'
-import { BridgeSession } from '../session/bridge-session.js'
-import type { ClientFactory } from '../session/bridge-session.js'
-import type { Session } from '../session/any-session.js'
+import type { SessionRegistry } from '../session/registry.js'
 import { redactUrl } from '../session/view.js'
 import { checkUpstreamUrl, parseAllowUrls } from './ssrf.js'
+import { sessionParams } from './routes/common.js'
 
 export interface DynamicDeps {
-  /** the app's session map (dynamic sessions are added to and removed from it) */
-  sessions: Map<string, Session>
+  /** the bridge's sessions (dynamic sessions are added to and removed from them) */
+  sessions: SessionRegistry
   metrics: BridgeMetrics
   logger: AppLogger
-  createClient?: ClientFactory
 }
 
 interface DynamicEntry {
@@ -35,9 +34,8 @@ interface DynamicEntry {
   lastActive: number
 }
 
-const HEADER_NAME_RE = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/
-const FORBIDDEN_HEADERS = new Set(['connection', 'content-length', 'host', 'keep-alive', 'te', 'trailer',
-  'transfer-encoding', 'upgrade', 'sec-websocket-key', 'sec-websocket-version', 'sec-websocket-extensions',
+/** A caller may not set the transport's headers (as the config may not), nor speak for a proxy or its client address. */
+const FORBIDDEN_HEADERS = new Set([...TRANSPORT_HEADERS,
   'proxy-authorization', 'forwarded', 'x-forwarded-for', 'x-forwarded-host', 'x-forwarded-proto', 'x-real-ip'])
 
 const bodySchema = z.strictObject({
@@ -48,7 +46,7 @@ const bodySchema = z.strictObject({
     // eslint-disable-next-line no-control-regex
     z.string().max(16_384).refine((v) => !/[\r\n\0]/.test(v), { error: 'must not contain CR, LF or NUL' })
   ).refine((h) => Object.keys(h).length <= 32, { error: 'at most 32 headers' }).optional(),
-  connectionTypes: z.array(z.enum(['websocket', 'long-polling'])).min(1).max(2)
+  connectionTypes: z.array(z.enum(ALL_CONNECTION_TYPES)).min(1).max(ALL_CONNECTION_TYPES.length)
     .refine((v) => new Set(v).size === v.length, { error: 'must not repeat a connection type' }).optional()
 })
 
@@ -63,7 +61,7 @@ export class DynamicSessions {
     this.#deps = deps
   }
 
-  get config () { return this.#app.bridge.config.dynamicSessions ?? DYNAMIC_SESSIONS_DEFAULTS }
+  get config (): DynamicSessionsConfig { return this.#app.bridge.config.dynamicSessions }
 
   ownerOf (name: string): string | undefined { return this.#entries.get(name)?.owner }
   isDynamic (name: string): boolean { return this.#entries.has(name) }
@@ -106,38 +104,29 @@ export class DynamicSessions {
     let name: string
     do name = `dyn-${randomBytes(6).toString('hex')}`
     while (this.#deps.sessions.has(name))
+    const defaults = defaultSession(check.url)
     const sessionConfig: SessionConfig = {
-      ...SESSION_DEFAULTS,
-      url: check.url,
+      ...defaults,
       headers: { ...(body.headers ?? {}) },
-      connectionTypes: body.connectionTypes ?? [...SESSION_DEFAULTS.connectionTypes],
-      subscribe: [],
+      connectionTypes: body.connectionTypes ?? defaults.connectionTypes,
       tls: { rejectUnauthorized: true }
     }
-    const { metrics, logger, createClient } = this.#deps
-    const log = logger.child({ session: name })
-    const session = new BridgeSession(name, sessionConfig, {
-      sse: this.#app.bridge.config.sse,
-      metrics,
-      log,
-      ...(createClient !== undefined ? { createClient } : {})
-    })
+    // a dynamic session is this replica's own, also in a cluster (docs/scale-out.md)
+    const session = this.#deps.sessions.create(name, sessionConfig, 'dynamic')
     const now = Date.now()
     this.#entries.set(name, { owner: p.id, ownerName: p.name, createdAt: now, lastActive: now })
-    this.#deps.sessions.set(name, session)
     void session.start() // settles when the first attempt is over; never rejects
     this.#schedule()
-    log.info({ owner: p.name, url: redactUrl(check.url), connectionTypes: sessionConfig.connectionTypes }, 'dynamic session created')
+    this.#deps.logger.info({ session: name, owner: p.name, url: redactUrl(check.url), connectionTypes: sessionConfig.connectionTypes }, 'dynamic session created')
     return { name, url: redactUrl(check.url) }
   }
 
   /** Removes the session (new requests get 404 at once), then closes it upstream (sends /meta/disconnect). */
   async remove (name: string, why: 'deleted' | 'idle'): Promise<void> {
     const entry = this.#entries.get(name)
-    const session = this.#deps.sessions.get(name)
-    if (entry === undefined || session === undefined) return
+    if (entry === undefined || !this.#deps.sessions.has(name)) return
     this.#entries.delete(name)
-    this.#deps.sessions.delete(name)
+    const session = this.#deps.sessions.remove(name)!
     const budget = Math.max(100, Math.min(5_000, this.#app.bridge.config.shutdownTimeoutMs - 500))
     this.#deps.logger.info({ session: name, owner: entry.ownerName, reason: why, ageMs: Date.now() - entry.createdAt }, 'dynamic session closing')
     await session.close(budget)
@@ -211,12 +200,18 @@ export function installDynamicSessions (app: FastifyInstance, deps: DynamicDeps)
 
   if (!(app.bridge.config.dynamicSessions?.enabled ?? false)) return dynamic
 
-  app.post('/sessions', async (req, reply) => {
+  app.post('/sessions', {
+    config: { access: 'authenticated' },
+    schema: { summary: 'Open a dynamic session to an allowed upstream URL' }
+  }, async (req, reply) => {
     const created = dynamic.create(req)
     return reply.code(201).header('Location', `/sessions/${created.name}`).send({ name: created.name, url: created.url })
   })
 
-  app.delete<{ Params: { name: string } }>('/sessions/:name', async (req, reply) => {
+  app.delete<{ Params: { name: string } }>('/sessions/:name', {
+    config: { access: 'session' },
+    schema: { params: sessionParams, summary: 'Close a dynamic session' }
+  }, async (req, reply) => {
     const name = req.params.name
     if (!dynamic.isDynamic(name)) {
       if (!app.bridge.sessions.has(name)) throw new HttpError(404, ErrorCode.UNKNOWN_SESSION, `No session named ${JSON.stringify(name.slice(0, 100))}`)

@@ -11,7 +11,7 @@ import type { ServerResponse } from 'node:http'
 import type { CallerFormat, Frame } from '../frames.js'
 import { HttpSink } from './sinks.js'
 import type { CallerSink } from './sinks.js'
-import { sseFrame } from '../sse.js'
+import { sseFrame } from '../frames.js'
 
 export interface CallerOptions {
   maxQueueBytes: number

@@ -4,12 +4,22 @@
  * order. The hub knows neither the upstream nor how events are kept: the session feeds it the log's tail.
  */
 import { ChannelRouter, channelMatches } from '../channels.js'
-import type { LogEntry } from '../event-log/event-log.js'
 import type { Frame } from '../frames.js'
 import type { Caller } from './caller.js'
 
-/** A caller's live filter: `skip` this entry, `deliver` it, or `done` (deliver, and drop the filter). */
-export type LiveFilter = (entry: LogEntry) => 'skip' | 'deliver' | 'done'
+/** A numbered event as the hub delivers it (the event log's entries are such events). */
+export interface HubEvent {
+  /** position in the session's log: a caller gets each position once, in order */
+  seq: number
+  id: string
+  channel: string
+  frame: Frame
+  /** replay sessions: the upstream replay position */
+  replayId?: number | string
+}
+
+/** A caller's live filter: `skip` this event, `deliver` it, or `done` (deliver, and drop the filter). */
+export type LiveFilter = (event: HubEvent) => 'skip' | 'deliver' | 'done'
 
 export class Hub {
   readonly #callers = new Set<Caller>()
@@ -54,7 +64,7 @@ export class Hub {
   filter (caller: Caller, filter: LiveFilter): void { this.#filters.set(caller, filter) }
 
   /** Fans one logged event out to the matching callers; returns how many got it. */
-  deliver (entry: LogEntry): number {
+  deliver (entry: HubEvent): number {
     const seq = entry.seq
     const held = this.#held.size > 0
     const filtered = this.#filters.size > 0
@@ -90,7 +100,7 @@ export class Hub {
     for (const caller of [...this.#callers]) caller.shutdown(retryMs + Math.round(Math.random() * retryMs))
   }
 
-  #skips (caller: Caller, entry: LogEntry): boolean {
+  #skips (caller: Caller, entry: HubEvent): boolean {
     const filter = this.#filters.get(caller)
     if (filter === undefined) return false
     const verdict = filter(entry)

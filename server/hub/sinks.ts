@@ -7,7 +7,7 @@ import type { ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
 import type { WebSocket } from 'ws'
 import type { CallerFormat } from '../frames.js'
-import { SSE_HEADERS, SSE_HEARTBEAT, sseRetry } from '../sse.js'
+import { SSE_HEADERS, SSE_HEARTBEAT, sseRetry } from '../frames.js'
 
 export type SinkEndReason = 'slow' | 'shutdown' | 'error' | 'client' | 'discarded'
 

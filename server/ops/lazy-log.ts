@@ -1,7 +1,7 @@
 /**
  * A child logger created on its first enabled log call. Each session had three pino children from the start
  * (≈ 1 KB each with their bindings, 3 MB for 1,000 sessions, most never writing a line at `logLevel: warn`);
- * this holds the parent and the bindings only (issue 5, part 5).
+ * this holds the parent and the bindings only.
  */
 import type { AppLogger } from './logger.js'
 

@@ -28,7 +28,7 @@ export const REDACT_PATHS = [
   '*.password',
   'ext.auth',
   '*.ext.auth',
-  // issue 7: caller tokens (?access_token= on SSE streams)
+  // caller tokens (?access_token= on SSE streams)
   'access_token',
   '*.access_token',
   'req.query.access_token'

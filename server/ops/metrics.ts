@@ -10,6 +10,8 @@ export interface SessionGaugeSource {
   readonly callerCount: number
   readonly upstreamSubscriptionCount: number
   readonly bufferedCount: number
+  /** the session's streaming callers (their queues, at scrape time) */
+  readonly hub: { callers: () => Iterable<{ readonly queuedBytes: number }> }
 }
 
 export const UPSTREAM_STATES = ['disconnected', 'handshaking', 'connecting', 'connected', 'reconnecting', 'disconnecting'] as const
@@ -38,16 +40,21 @@ export class BridgeMetrics {
     const buckets = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30]
     this.publishDuration = new Histogram({ name: 'cometd_bridge_publish_duration_seconds', help: 'POST publish latency, upstream round trip included', labelNames: ['session', 'outcome'], buckets, registers })
     this.callDuration = new Histogram({ name: 'cometd_bridge_call_duration_seconds', help: 'POST call latency, upstream round trip included', labelNames: ['session', 'outcome'], buckets, registers })
-    new Gauge({
-      name: 'cometd_bridge_callers',
-      help: 'SSE callers connected now',
-      labelNames: ['session'],
-      registers,
-      collect () {
-        this.reset()
-        for (const s of sources()) this.set({ session: s.name }, s.callerCount)
-      }
-    })
+    const perSession = (name: string, help: string, value: (s: SessionGaugeSource) => number): void => {
+      new Gauge({
+        name, help, labelNames: ['session'], registers,
+        collect () {
+          this.reset()
+          for (const s of sources()) this.set({ session: s.name }, value(s))
+        }
+      })
+    }
+    perSession('cometd_bridge_callers', 'Streaming callers connected now (SSE, NDJSON, WebSocket)', (s) => s.callerCount)
+    perSession('cometd_bridge_upstream_connected', '1 when the upstream session is connected', (s) => s.state === 'connected' ? 1 : 0)
+    perSession('cometd_bridge_upstream_subscriptions', 'Upstream subscriptions held (permanent and caller-driven)', (s) => s.upstreamSubscriptionCount)
+    perSession('cometd_bridge_buffered_messages', 'Messages held in the resume buffer', (s) => s.bufferedCount)
+    perSession('cometd_bridge_caller_queue_bytes', 'Bytes queued to streaming callers, not yet taken by their sockets (sum over the session\'s callers)', (s) => queued(s).sum)
+    perSession('cometd_bridge_caller_queue_max_bytes', 'The largest queue of one streaming caller (a caller is dropped as slow beyond sse.maxQueueBytes)', (s) => queued(s).max)
     new Gauge({
       name: 'cometd_bridge_upstream_state',
       help: 'Upstream client state (1 for the current state)',
@@ -60,36 +67,16 @@ export class BridgeMetrics {
         }
       }
     })
-    new Gauge({
-      name: 'cometd_bridge_upstream_connected',
-      help: '1 when the upstream session is connected',
-      labelNames: ['session'],
-      registers,
-      collect () {
-        this.reset()
-        for (const s of sources()) this.set({ session: s.name }, s.state === 'connected' ? 1 : 0)
-      }
-    })
-    new Gauge({
-      name: 'cometd_bridge_upstream_subscriptions',
-      help: 'Upstream subscriptions held (permanent and caller-driven)',
-      labelNames: ['session'],
-      registers,
-      collect () {
-        this.reset()
-        for (const s of sources()) this.set({ session: s.name }, s.upstreamSubscriptionCount)
-      }
-    })
-    new Gauge({
-      name: 'cometd_bridge_buffered_messages',
-      help: 'Messages held in the resume buffer',
-      labelNames: ['session'],
-      registers,
-      collect () {
-        this.reset()
-        for (const s of sources()) this.set({ session: s.name }, s.bufferedCount)
-      }
-    })
     if (defaultMetrics) collectDefaultMetrics({ register: this.registry, prefix: 'cometd_bridge_' })
   }
+}
+
+function queued (source: SessionGaugeSource): { sum: number, max: number } {
+  let sum = 0
+  let max = 0
+  for (const caller of source.hub.callers()) {
+    sum += caller.queuedBytes
+    if (caller.queuedBytes > max) max = caller.queuedBytes
+  }
+  return { sum, max }
 }

@@ -8,7 +8,7 @@
 import type { ServerResponse } from 'node:http'
 import type { Message, StateChange } from '../../client-core/index.js'
 import { isMeta } from '../channels.js'
-import type { SessionConfig, SseConfig } from '../config-types.js'
+import type { SessionConfig, SseConfig } from '../../config/index.js'
 import { errorText, withDeadline } from '../deadline.js'
 import type { HttpError } from '../errors.js'
 import { DeepResumes } from '../event-log/deep-resumes.js'
@@ -26,15 +26,15 @@ import { LazyChildLogger } from '../ops/lazy-log.js'
 import type { SessionLogger } from '../ops/lazy-log.js'
 import type { BridgeMetrics } from '../ops/metrics.js'
 import { timed } from '../ops/timed.js'
-import { sseFrame } from '../sse.js'
+import { sseFrame } from '../frames.js'
 import { refusedSubscription } from '../upstream/errors.js'
 import { UpstreamLink } from '../upstream/link.js'
-import type { ClientFactory } from '../upstream/link.js'
+import type { ClientFactory, LastError } from '../upstream/link.js'
 import type { ReliableView } from '../upstream/reliability.js'
 import { isLimitError } from '../upstream/reliability.js'
 import type { Outcome } from '../upstream/subscriptions.js'
 import { sessionView } from './view.js'
-import type { LastError, SessionStats, SessionView } from './view.js'
+import type { SessionStats, SessionView } from './view.js'
 
 export type { ClientFactory } from '../upstream/link.js'
 
@@ -45,8 +45,8 @@ export interface SessionOptions {
   log: SessionLogger
   createClient?: ClientFactory
   /** replay checkpoints (config `dataDir`, `checkpointIntervalMs`) */
-  dataDir?: string | undefined
-  checkpointIntervalMs?: number | undefined
+  dataDir: string
+  checkpointIntervalMs: number
 }
 
 /** `afterId`: the stream continues after this id (what a caller already has), null = from the start */

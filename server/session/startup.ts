@@ -1,5 +1,5 @@
 /**
- * Start-up of many sessions (issue 5, part 5): opening 1,000 upstream sessions at once leaves the V8 old space
+ * Start-up of many sessions: opening 1,000 upstream sessions at once leaves the V8 old space
  * full of the burst's garbage (handshake/connect/subscribe messages, promises, parsers) that an idle daemon never
  * collects: 160 MB of heap in use for 63 MB live. `openSessions` opens them a few at a time, and
  * `releaseStartupGarbage` runs one full GC once they are open, so the settled RSS is what the sessions need.

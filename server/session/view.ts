@@ -1,23 +1,16 @@
 /** The JSON view of a session for GET /sessions[/:name]: state, counters, subscriptions. No secrets. */
 import type { SubscriptionView } from '../upstream/subscriptions.js'
 import type { LogBounds } from '../event-log/event-log.js'
+import type { LastError, LinkStats } from '../upstream/link.js'
 
-export interface SessionStats {
+/** The session's counters: the link's (upstream) and the session's own (events, callers). */
+export interface SessionStats extends LinkStats {
   eventsIn: number
   eventsOut: number
   callersTotal: number
   slowDrops: number
   gaps: number
-  handshakes: number
-  rehandshakes: number
-  reconnects: number
-  publishes: number
-  publishFailures: number
-  calls: number
-  callFailures: number
 }
-
-export interface LastError { message: string, code: string | null, at: string }
 
 export interface SessionView {
   name: string

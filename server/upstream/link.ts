@@ -6,18 +6,33 @@
  */
 import { Backoff, Client, ServerError } from '../../client-core/index.js'
 import type { ClientOptions, HandshakeEvent, Message, StateChange } from '../../client-core/index.js'
-import type { SessionConfig } from '../config-types.js'
+import { isWildcard } from '../channels.js'
+import type { SessionConfig } from '../../config/index.js'
 import { DeadlineError, errorText, withDeadline } from '../deadline.js'
 import type { BridgeMetrics } from '../ops/metrics.js'
 import { LazyChildLogger } from '../ops/lazy-log.js'
 import type { SessionLogger } from '../ops/lazy-log.js'
-import type { LastError, SessionStats } from '../session/view.js'
 import { mapUpstreamError, unavailable } from './errors.js'
 import { isLimitError, SessionReliability } from './reliability.js'
 import { UpstreamSubscriptions } from './subscriptions.js'
 import type { Listener, Outcome } from './subscriptions.js'
+import { clientProxy } from '../upstream-proxy.js'
 
 export type ClientFactory = (url: string, options: ClientOptions) => Client
+
+/** The last upstream error, for GET /sessions (no secrets: the client's messages carry none). */
+export interface LastError { message: string, code: string | null, at: string }
+
+/** What the link counts (the session's view shows them with its own counters). */
+export interface LinkStats {
+  handshakes: number
+  rehandshakes: number
+  reconnects: number
+  publishes: number
+  publishFailures: number
+  calls: number
+  callFailures: number
+}
 
 /** What the link tells the session. */
 export interface LinkHost {
@@ -37,11 +52,11 @@ export interface LinkHost {
 
 export interface LinkOptions {
   metrics: BridgeMetrics
-  stats: SessionStats
+  stats: LinkStats
   log: SessionLogger
   createClient?: ClientFactory | undefined
-  dataDir?: string | undefined
-  checkpointIntervalMs?: number | undefined
+  dataDir: string
+  checkpointIntervalMs: number
 }
 
 /** First open attempts 0–0.5 s apart, growing to 0–30 s (full jitter); limit errors wait longer (reliability.ts). */
@@ -212,6 +227,7 @@ export class UpstreamLink {
     }
     if (config.tls !== undefined && config.tls !== null) clientOptions.tls = config.tls as ClientOptions['tls']
     if (config.maxBatchBytes !== undefined) clientOptions.maxBatchBytes = config.maxBatchBytes
+    clientOptions.proxy = clientProxy(config.proxy)
     return (this.#o.createClient ?? ((url, opts) => new Client(url, opts)))(config.url, clientOptions)
   }
 
@@ -232,7 +248,8 @@ export class UpstreamLink {
       delay = Math.max(delay, this.reliable.limitOpenDelay())
       this.reliable.noteLimit(err, delay)
     }
-    this.#o.log.warn({ err, attempt: this.#backoff.attempt, retryInMs: delay }, 'upstream open failed')
+    // the upstream's trouble, not ours: the reason without a stack
+    this.#o.log.warn({ error: errorText(err), code: this.lastError?.code, attempt: this.#backoff.attempt, retryInMs: delay }, 'upstream open failed')
     this.#scheduleOpen(delay)
   }
 
@@ -245,7 +262,8 @@ export class UpstreamLink {
 
   #onState (e: StateChange): void {
     if (e.error !== undefined) this.#setError(e.error)
-    this.#o.log.info({ from: e.from, to: e.to, reason: e.reason, delayMs: e.delayMs }, 'upstream state')
+    // every transition at debug: a lost connection and its return are logged once each (ops/upstream-log.ts)
+    this.#o.log.debug({ from: e.from, to: e.to, reason: e.reason, delayMs: e.delayMs }, 'upstream state')
     if (e.to === 'reconnecting' && typeof e.delayMs === 'number') this.#nextOpenAt = Date.now() + e.delayMs
     if (e.to === 'connected') {
       this.#nextOpenAt = null
@@ -273,7 +291,7 @@ export class UpstreamLink {
     this.#o.stats.rehandshakes++
     this.#rehandshakeSeq = this.#host.currentSeq()
     // replay sessions resubscribe from their last positions: exact channels miss nothing the upstream retains
-    const replayed = this.reliable.replay !== null && this.subs.view().every((v) => !/\/\*{1,2}$/.test(v.channel))
+    const replayed = this.reliable.replay !== null && this.subs.view().every((v) => !isWildcard(v.channel))
     this.#o.log.warn({ clientId: e.clientId, replay: replayed }, replayed ? 'upstream re-handshake: resubscribing from the replay positions' : 'upstream re-handshake: messages may have been missed')
     this.#host.rehandshake(e.clientId, replayed)
   }

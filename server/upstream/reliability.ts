@@ -1,12 +1,12 @@
 /**
- * The reliable-delivery part of one bridge session (issue 6), kept out of session.ts: the upstream options
+ * The reliable-delivery part of one bridge session's upstream link: the upstream options
  * `ack`, `replay` (ReplaySupport: Salesforce replay with durable checkpoints) and `auth` (TokenProvider: Bearer
  * token from a file, a command or an OAuth refresh token), and the reports of replay fallbacks, token refreshes
  * and limit errors (`event: upstream`, GET /sessions/:name).
  */
 import { ServerError } from '../../client-core/index.js'
-import type { ClientOptions, StateChange } from '../../client-core/index.js'
-import type { SessionConfig } from '../config-types.js'
+import type { ClientOptions, Logger, StateChange } from '../../client-core/index.js'
+import type { SessionConfig } from '../../config/index.js'
 import { ReplaySupport } from '../event-log/replay.js'
 import type { FallbackRecord, ReplayView } from '../event-log/replay.js'
 import { redactUrl } from '../session/view.js'
@@ -14,21 +14,15 @@ import { TokenProvider } from './token.js'
 import type { TokenView } from './token.js'
 import { errorText } from '../deadline.js'
 
-export const DEFAULT_DATA_DIR = './data'
-export const DEFAULT_CHECKPOINT_INTERVAL_MS = 200
-
 /** Limit errors at open: the wait starts at 8 s and doubles up to 2 min, between half and all of it. */
 const LIMIT_OPEN_MIN_MS = 8_000
 const LIMIT_OPEN_MAX_MS = 120_000
 
 export interface ReliableOptions {
-  dataDir?: string | undefined
-  checkpointIntervalMs?: number | undefined
-  log: {
-    info: (obj: unknown, msg?: string) => void
-    warn: (obj: unknown, msg?: string) => void
-    error: (obj: unknown, msg?: string) => void
-  }
+  /** where replay checkpoints are kept (config `dataDir`) */
+  dataDir: string
+  checkpointIntervalMs: number
+  log: Logger
   currentSeq: () => number
   /** sends `event: upstream` with these fields (to the callers of `channel` only, when given) */
   report: (status: string, reason: string, extra: Record<string, unknown>, channel?: string) => void
@@ -72,8 +66,8 @@ export class SessionReliability {
         session: name,
         url: checkpointUrl(config.url),
         config: replay,
-        dataDir: options.dataDir ?? DEFAULT_DATA_DIR,
-        checkpointIntervalMs: options.checkpointIntervalMs ?? DEFAULT_CHECKPOINT_INTERVAL_MS,
+        dataDir: options.dataDir,
+        checkpointIntervalMs: options.checkpointIntervalMs,
         bufferSize: config.bufferSize,
         log: options.log,
         currentSeq: options.currentSeq,

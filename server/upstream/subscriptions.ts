@@ -5,6 +5,7 @@
  * can never overtake the subscribe that follows it.
  */
 import { Backoff } from '../../client-core/index.js'
+import type { Logger } from '../../client-core/index.js'
 import { patternCovers } from '../channels.js'
 import { errorText, withDeadline } from '../deadline.js'
 
@@ -57,7 +58,7 @@ export interface UpstreamSubscriptionsOptions {
   /** the session's current sequence number */
   currentSeq: () => number
   isRefusal: (err: unknown) => boolean
-  log: { warn: (obj: unknown, msg?: string) => void, debug: (obj: unknown, msg?: string) => void }
+  log: Logger
   /** called when the server refuses a subscription the client tried to restore (after a re-handshake) */
   onLost?: (pattern: string, error: unknown) => void
 }

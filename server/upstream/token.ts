@@ -15,19 +15,7 @@
 import { spawn } from 'node:child_process'
 import { readFile } from 'node:fs/promises'
 import { BearerAuth } from '../../client-core/index.js'
-
-export interface UpstreamAuthConfig {
-  tokenFile?: string | undefined
-  tokenCommand?: string | undefined
-  tokenUrl?: string | undefined
-  clientId?: string | undefined
-  clientSecret?: string | undefined
-  refreshToken?: string | undefined
-  /** deadline of one token command or token request, ms */
-  timeoutMs?: number | undefined
-  /** Authorization scheme (default Bearer; old Salesforce samples use OAuth) */
-  scheme?: string | undefined
-}
+import type { UpstreamAuthConfig } from '../../config/index.js'
 
 export type TokenSourceKind = 'tokenFile' | 'tokenCommand' | 'oauth'
 
@@ -48,7 +36,6 @@ export interface TokenView {
   lastError: string | null
 }
 
-const DEFAULT_TIMEOUT_MS = 10_000
 const MAX_TOKEN_BYTES = 64 * 1024
 /** Several clients (the session and deep resumes) failing at once share one refresh. */
 const REFRESH_SHARE_MS = 1_000
@@ -214,7 +201,7 @@ export class TokenProvider {
   }
 
   async #fetch (why: 'initial' | 'refresh'): Promise<string> {
-    const timeoutMs = this.#cfg.timeoutMs ?? DEFAULT_TIMEOUT_MS
+    const timeoutMs = this.#cfg.timeoutMs
     try {
       const token = this.source === 'tokenFile'
         ? await fromFile(this.#cfg.tokenFile!)

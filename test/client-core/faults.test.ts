@@ -112,8 +112,9 @@ t.test('half-open long-polling: found within advice timeout + maxNetworkDelayMs'
   proxy.stall(true)
   await waitFor(() => c.state !== 'connected', { timeoutMs: 15_000, intervalMs: 50 })
   const detectedMs = Date.now() - stalled
-  t.comment(`half-open long-polling detected after ${detectedMs} ms (bound 3000 ms)`)
-  t.ok(detectedMs <= 3000 + 2000, 'detected within timeout + maxNetworkDelay (with slack)')
+  // the design bound is timeout 1500 + maxNetworkDelay 1500 = 3000 ms; 2000 ms of slack for a loaded machine
+  t.comment(`half-open long-polling detected after ${detectedMs} ms (design bound 3000 ms, asserted ≤ 5000 ms)`)
+  t.ok(detectedMs <= 3000 + 2000, 'detected within timeout + maxNetworkDelay, with 2 s of slack')
   proxy.stall(false)
   await waitFor(() => c.state === 'connected' && c.subscriptions.has('/halflp/x'), { timeoutMs: 15_000 })
   t.pass('recovered on fresh sockets')

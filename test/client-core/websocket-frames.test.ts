@@ -96,6 +96,7 @@ t.test('WebSocketTransport: a context that finishes synchronously is not waited 
   const silent = { debug () {}, info () {}, warn () {}, error () {} }
   const transport = new WebSocketTransport({
     url: new URL(`http://127.0.0.1:${port}/cometd`),
+    proxy: null,
     cookies: new SessionCookieJar(),
     tls: undefined,
     logger: silent as never,

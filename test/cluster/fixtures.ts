@@ -1,6 +1,6 @@
 /** Shared pieces of the cluster tests: a cluster config for a test Redis, a logger that keeps its lines. */
 import { Writable } from 'node:stream'
-import type { ClusterConfig } from '../../server/cluster/config.js'
+import type { ClusterConfig } from '../../config/index.js'
 import { createLogger } from '../../server/ops/logger.js'
 import type { AppLogger } from '../../server/ops/logger.js'
 import { RedisLink } from '../../server/cluster/redis.js'

@@ -70,7 +70,7 @@ t.test('docker-compose.yml - the cluster profile: a Redis the bridge accepts, tw
   const replicas = ['bridge-a', 'bridge-b'].map((name) => compose.services[name])
   t.same(replicas.map((r) => r.profiles), [['cluster'], ['cluster']])
   t.same(replicas.map((r) => r.environment.COMETD_BRIDGE_REPLICA_ID), ['bridge-a', 'bridge-b'])
-  t.same(replicas.map((r) => r.ports), [['8081:8080'], ['8082:8080']])
+  t.same(replicas.map((r) => r.ports), [['127.0.0.1:8081:8080'], ['127.0.0.1:8082:8080']])
   t.same(replicas.map((r) => Object.keys(r.depends_on).sort()), [['demo-upstream', 'redis'], ['demo-upstream', 'redis']])
   const dir = mkdtempSync(join(tmpdir(), 'compose-'))
   t.teardown(() => { rmSync(dir, { recursive: true, force: true }) })

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs'
 import t from 'tap'
 import { loadConfig, redactConfig, usage, ENV_OPTIONS, CONFIG_ENV } from '../../config/index.js'
 
@@ -37,10 +38,19 @@ t.test('cli - --help and -h print the usage without reading the config', async (
     t.match(r, { ok: true, action: 'help', text: usage() }, argv.join(' '))
   }
   const text = usage()
-  for (const flag of ['--config', '--host', '--port', '--log-level', '--url', '--check-config', '--print-config', '--demo', '--no-demo', '--help']) {
+  for (const flag of ['--config', '--host', '--port', '--log-level', '--url', '--check-config', '--print-config', '--demo', '--no-demo', '--help', '--version']) {
     t.match(text, flag)
   }
   for (const name of [CONFIG_ENV, ...ENV_OPTIONS.map((o) => o.name)]) t.match(text, name)
+})
+
+t.test('cli - --version and -v print the package version without reading the config', async (t) => {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { name: string, version: string }
+  for (const argv of [['--version'], ['-v'], ['--version', '--config', '/does/not/exist']]) {
+    t.match(loadConfig({ argv, env: { COMETD_BRIDGE_PORT: 'junk' } }), { ok: true, action: 'version', text: `${pkg.name} ${pkg.version}` }, argv.join(' '))
+  }
+  t.match(loadConfig({ argv: ['--version', '--bogus'], env: {} }), { ok: false, errors: [{ path: '--bogus' }] }, 'a bad flag is still an error')
+  t.match(usage(), /-v, --version/)
 })
 
 t.test('cli - defaults to process.argv and process.env', async (t) => {

@@ -94,6 +94,25 @@ t.test('file - --config wins over COMETD_BRIDGE_CONFIG; an empty file is an empt
   t.equal(config(loadConfig({ argv: [], env: { COMETD_BRIDGE_CONFIG: 'other.yml' }, cwd: dir })).logLevel, 'warn')
 })
 
+t.test('file - COMETD_BRIDGE_DEFAULTS: the config file, env and flags win over the defaults file', async (t) => {
+  const dir = t.testdir({
+    'defaults.json': JSON.stringify({ listen: { host: '0.0.0.0', port: 8080 }, dataDir: '/data', shutdownTimeoutMs: 8000 }),
+    'mine.yaml': 'listen: { port: 9000 }\ndataDir: /srv/bridge\n'
+  })
+  // 0.0.0.0 needs caller tokens
+  const token = { COMETD_BRIDGE_TOKEN: 'defaults-test-token-0123456789abcdef' }
+  const defaultsOnly = config(loadConfig({ argv: [], env: { ...token, COMETD_BRIDGE_DEFAULTS: 'defaults.json' }, cwd: dir }))
+  t.same([defaultsOnly.listen.host, defaultsOnly.listen.port, defaultsOnly.dataDir, defaultsOnly.shutdownTimeoutMs], ['0.0.0.0', 8080, '/data', 8000])
+  const env = { ...token, COMETD_BRIDGE_DEFAULTS: 'defaults.json', COMETD_BRIDGE_CONFIG: 'mine.yaml' }
+  const withFile = config(loadConfig({ argv: [], env, cwd: dir }))
+  t.same([withFile.listen.host, withFile.listen.port, withFile.dataDir, withFile.shutdownTimeoutMs], ['0.0.0.0', 9000, '/srv/bridge', 8000],
+    'the file wins key by key; what it does not set keeps the defaults file\'s value')
+  const withEnv = config(loadConfig({ argv: ['--port', '9100'], env: { ...env, COMETD_BRIDGE_SHUTDOWN_TIMEOUT_MS: '3000' }, cwd: dir }))
+  t.same([withEnv.listen.port, withEnv.shutdownTimeoutMs], [9100, 3000], 'env and flags still win')
+  const missing = loadConfig({ argv: [], env: { COMETD_BRIDGE_DEFAULTS: 'nope.json' }, cwd: dir })
+  t.match(missing, { ok: false, errors: [{ path: 'COMETD_BRIDGE_DEFAULTS', message: /cannot read config file .*nope\.json/ }] })
+})
+
 t.test('file - YAML anchors and merge keys', async (t) => {
   const dir = t.testdir({
     'c.yaml': `
@@ -202,6 +221,8 @@ t.test('demo - auto, true and false', async (t) => {
   t.equal(isDemoEnabled({ demo: 'auto', ...withSession } as never), false)
   t.equal(isDemoEnabled({ demo: true, ...withSession } as never), true)
   t.equal(isDemoEnabled({ demo: false, sessions: {} }), false)
+  t.equal(isDemoEnabled({ demo: 'auto', sessions: {}, dynamicSessions: { enabled: true } }), false, 'dynamic sessions only: no demo')
+  t.equal(isDemoEnabled({ demo: true, sessions: {}, dynamicSessions: { enabled: true } }), true, 'unless asked for')
   for (const [text, value] of [['auto', 'auto'], ['TRUE', true], ['1', true], ['off', false]] as const) {
     t.equal(config(loadConfig({ argv: [], env: { COMETD_BRIDGE_DEMO: text } })).demo, value, `COMETD_BRIDGE_DEMO=${text}`)
   }

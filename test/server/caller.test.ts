@@ -7,7 +7,7 @@ import t from 'tap'
 import { Caller } from '../../server/hub/caller.js'
 import type { CallerOptions, CloseReason } from '../../server/hub/caller.js'
 import type { CallerSink } from '../../server/hub/sinks.js'
-import { messageFrame } from '../../server/sse.js'
+import { messageFrame } from '../../server/frames.js'
 
 class FakeSink implements CallerSink {
   readonly format = 'sse' as const

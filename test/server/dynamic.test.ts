@@ -7,12 +7,14 @@ import http from 'node:http'
 import type { AddressInfo } from 'node:net'
 import t from 'tap'
 import { checkUpstreamUrl, parseAllowUrls } from '../../server/http/ssrf.js'
-import { AUTH_DEFAULTS } from '../../server/config-types.js'
+import { defaultConfig } from '../../config/index.js'
 import type { FayeMessage } from '../helpers/faye.js'
 import { startFaye } from '../helpers/faye.js'
 import { waitFor } from '../helpers/wait.js'
 import { localSession, makeConfig, openSse, startBridge, waitConnected } from './fixtures/bridge.js'
 import { statusOf, tokenEntry } from './fixtures/callers.js'
+
+const AUTH_DEFAULTS = defaultConfig().auth
 
 const OWNER = 'dyn-owner-token-0123456789abc'
 const OTHER = 'dyn-other-token-0123456789abc'

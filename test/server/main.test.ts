@@ -10,7 +10,8 @@ import t from 'tap'
 import { startFaye } from '../helpers/faye.js'
 import { waitFor } from '../helpers/wait.js'
 import { openSse, request } from './fixtures/bridge.js'
-import { spawnNode } from './fixtures/spawn.js'
+import { cleanEnv, spawnNode, spawnProgram } from './fixtures/spawn.js'
+import { descendants, isAlive } from '../helpers/proc-tree.js'
 
 // each case starts the TypeScript entry in a fresh node process (a few seconds each on a busy machine)
 t.setTimeout(240_000)
@@ -77,6 +78,7 @@ t.test('main - no config: the embedded demo serves ticks and chat', async (t) =>
   await waitFor(() => child.stderr().includes('/demo/ticks'), { timeoutMs: 5_000 })
   t.match(child.stderr(), new RegExp(`curl -N 'http://127\\.0\\.0\\.1:${port}/sessions/demo/events\\?channel=/demo/ticks'`))
   t.match(child.stderr(), new RegExp(`/sessions/demo/publish/demo/chat`))
+  t.match(child.stderr(), `Open the console in a browser: ${base}/\n`, 'the banner names the console')
   const ticks = await openSse(t, `${base}/sessions/demo/events?channel=/demo/ticks`)
   const chat = await openSse(t, `${base}/sessions/demo/events?channel=/demo/chat`)
   const started = Date.now()
@@ -113,3 +115,22 @@ t.test('main - invalid config exits 78 naming the field; --check-config validate
   t.same(await check.exited, { code: 0, signal: null })
   t.equal(check.stdoutLines.filter((l) => l.msg === 'cometd-bridge listening').length, 0)
 })
+
+t.test('main - SIGTERM to `npm start`\'s pid stops the daemon: no process left', async (t) => {
+  // npm start runs dist/server/main.js (built by npm install / npm ci), as the README says
+  const env = { ...cleanEnv({ COMETD_BRIDGE_PORT: '0' }) }
+  for (const k of Object.keys(env)) if (/^npm_/i.test(k)) delete env[k]
+  const npm = spawnProgram(t, 'npm', ['start'], { env })
+  const port = await npm.port()
+  t.equal((await request(`http://127.0.0.1:${port}/healthz`)).status, 200)
+  const tree = descendants(npm.proc.pid!)
+  t.teardown(() => { for (const pid of tree) if (isAlive(pid)) process.kill(pid, 'SIGKILL') })
+  t.ok(tree.length >= 1, `npm runs the daemon below it (${tree.length} process(es))`)
+  const started = Date.now()
+  npm.proc.kill('SIGTERM')
+  const exit = await npm.exited
+  await waitFor(() => tree.every((pid) => !isAlive(pid)), { timeoutMs: 15_000, message: () => `left running: ${tree.filter(isAlive).join(', ')}` })
+  t.comment(`SIGTERM to npm (exit ${String(exit.code ?? exit.signal)}) → every process gone in ${Date.now() - started} ms`)
+  t.ok(npm.stdoutLines.some((l) => l.msg === 'shutdown complete'), 'the daemon shut down cleanly (SIGTERM reached it)')
+})
+

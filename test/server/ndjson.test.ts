@@ -7,7 +7,7 @@ import t from 'tap'
 import { startFaye } from '../helpers/faye.js'
 import { waitFor } from '../helpers/wait.js'
 import { frameOf } from '../../server/frames.js'
-import { messageFrame } from '../../server/sse.js'
+import { messageFrame } from '../../server/frames.js'
 import { makeConfig, openSse, startBridge, waitConnected } from './fixtures/bridge.js'
 import { openNdjson } from './fixtures/callers.js'
 

@@ -65,7 +65,9 @@ t.test('routes', async (t) => {
     t.equal(badUrl.statusCode, 400)
     t.equal(badUrl.json().error, 'bad_request', 'a malformed URL gets the same JSON shape')
     const head = await app.inject({ method: 'HEAD', url: '/sessions/faye/events?channel=/a' })
-    t.equal(head.statusCode, 404, 'no HEAD on the stream route')
+    t.equal(head.statusCode, 200, 'HEAD on the stream route: its headers …')
+    t.match(head.headers['content-type'], /^text\/event-stream/)
+    t.equal(app.bridge.callerCount(), 0, '… and no stream (test/server/head.test.ts checks every route)')
   })
 
   t.test('unknown session → 404 on every route', async (t) => {

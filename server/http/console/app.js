@@ -1,6 +1,8 @@
 /*
  * cometd-bridge console: sessions and their live state, a subscription watched through the browser's own
- * EventSource (which resumes with Last-Event-ID by itself), a publish form and the last errors.
+ * EventSource (which resumes with Last-Event-ID by itself) with its in-band status events, a publish form and the
+ * errors that still matter: an error is removed once what it was about works again (the session is connected and
+ * ready, the stream is open, a publish succeeds).
  *
  * The token (when the bridge needs one) is passed to start() by the login page and kept in this closure only.
  * EventSource cannot send headers: with a token it uses ?access_token= when the bridge allows it
@@ -25,7 +27,7 @@
 <main>
   <section class="wide">
     <h2>Sessions</h2>
-    <table id="sessions"><thead><tr><th>Name</th><th>State</th><th>Ready</th><th>Type</th><th>Callers</th><th>Last event id</th><th>Last error</th></tr></thead><tbody></tbody></table>
+    <table id="sessions"><thead><tr><th>Name</th><th>State</th><th>Ready</th><th>Type</th><th>Callers</th><th>Subscriptions</th><th>Last event id</th><th>Last error</th></tr></thead><tbody></tbody></table>
   </section>
   <section>
     <h2>Subscribe</h2>
@@ -37,6 +39,7 @@
     </form>
     <div class="status">stream: <span id="stream-status">idle</span> · mode: <span id="stream-mode">-</span> ·
       opened <span id="stream-opens">0</span>× · last id <span id="stream-last-id" class="mono">-</span></div>
+    <div class="status">last status event: <span id="stream-last-status" class="mono">-</span></div>
     <ol class="events" id="events"></ol>
   </section>
   <section>
@@ -48,13 +51,16 @@
       <button id="pub-send" type="submit">Publish</button>
     </form>
     <div class="status">result: <span id="pub-result" class="mono">-</span></div>
-    <h2 class="spaced">Last errors</h2>
+    <h2 class="spaced">Errors <button id="errors-clear" type="button" class="small">Clear</button></h2>
     <ol class="errors" id="errors"></ol>
   </section>
 </main>`
 
   function start (options) {
     const token = options && options.token ? String(options.token) : null
+    // the login page's own style (a narrow centred column) must not shape the console
+    for (const style of document.querySelectorAll('head style')) style.remove()
+    document.title = 'cometd-bridge console'
     document.body.innerHTML = SKELETON
     const $ = (id) => document.getElementById(id)
     let settings = { authRequired: false, allowQueryToken: false }
@@ -66,11 +72,18 @@
       return h
     }
 
-    function reportError (text) {
+    /** `source` names what the error is about: clearErrors(source) removes it once that works again. */
+    function reportError (text, source) {
       const list = $('errors')
-      const item = el('li', {}, new Date().toLocaleTimeString() + ' ' + text)
+      const item = el('li', source ? { 'data-source': source } : {}, new Date().toLocaleTimeString() + ' ' + text)
       list.insertBefore(item, list.firstChild)
       while (list.children.length > MAX_ERRORS) list.removeChild(list.lastChild)
+    }
+
+    function clearErrors (source) {
+      for (const item of Array.from($('errors').children)) {
+        if (item.getAttribute('data-source') === source) item.remove()
+      }
     }
 
     async function api (path, init) {
@@ -87,30 +100,47 @@
 
     // ---- sessions
     const seenSessionErrors = new Map()
+
+    function subscriptionsText (subs) {
+      if (!subs || subs.length === 0) return '-'
+      return subs.map((v) => v.channel + ' (' + v.state + (v.permanent ? ', held' : '') + ', ' + v.callers + ' caller' + (v.callers === 1 ? '' : 's') + ')').join('\n')
+    }
+
+    function sessionRow (s, healthy) {
+      const row = el('tr', { 'data-session': s.name })
+      const cell = (label, cls, text) => row.appendChild(el('td', Object.assign({ 'data-label': label }, cls ? { class: cls } : {}), text))
+      cell('Name', 'name', s.name)
+      cell('State', 'state ' + (s.state === 'connected' ? 'state-connected' : 'state-other'), s.state)
+      cell('Ready', 'ready', s.ready ? 'yes' : 'no' + (s.notReadyReason ? ' (' + s.notReadyReason + ')' : ''))
+      cell('Type', 'type', s.connectionType || '-')
+      cell('Callers', 'callers', String(s.callers))
+      cell('Subscriptions', 'subscriptions mono', subscriptionsText(s.subscriptions))
+      cell('Last event id', 'last-id mono', s.lastEventId || '-')
+      // an error the session has recovered from is history: shown only while the session is not healthy
+      cell('Last error', 'last-error', !healthy && s.lastError ? s.lastError.message : '')
+      return row
+    }
+
     async function refreshSessions () {
       let list
       try {
         list = (await api('/sessions')).sessions
       } catch (err) {
-        reportError('GET /sessions: ' + err.message)
+        clearErrors('sessions')
+        reportError('GET /sessions: ' + err.message, 'sessions')
         return
       }
+      clearErrors('sessions')
       const tbody = $('sessions').querySelector('tbody')
       tbody.textContent = ''
       for (const s of list) {
-        const row = el('tr', { 'data-session': s.name })
-        row.appendChild(el('td', { class: 'name' }, s.name))
-        row.appendChild(el('td', { class: 'state ' + (s.state === 'connected' ? 'state-connected' : 'state-other') }, s.state))
-        row.appendChild(el('td', { class: 'ready' }, s.ready ? 'yes' : 'no' + (s.notReadyReason ? ' (' + s.notReadyReason + ')' : '')))
-        row.appendChild(el('td', {}, s.connectionType || '-'))
-        row.appendChild(el('td', { class: 'callers' }, String(s.callers)))
-        row.appendChild(el('td', { class: 'mono' }, s.lastEventId || '-'))
-        const lastError = s.lastError ? s.lastError.message : ''
-        row.appendChild(el('td', {}, lastError))
-        tbody.appendChild(row)
-        if (lastError !== '' && seenSessionErrors.get(s.name) !== s.lastError.at) {
+        const healthy = s.state === 'connected' && s.ready
+        tbody.appendChild(sessionRow(s, healthy))
+        if (healthy) {
+          clearErrors('session:' + s.name)
+        } else if (s.lastError && seenSessionErrors.get(s.name) !== s.lastError.at) {
           seenSessionErrors.set(s.name, s.lastError.at)
-          reportError(s.name + ': ' + lastError)
+          reportError(s.name + ': ' + s.lastError.message, 'session:' + s.name)
         }
       }
       for (const id of ['sub-session', 'pub-session']) {
@@ -144,7 +174,9 @@
         } catch (e) {}
         showEvent('message', id, text)
       } else {
+        // in-band status: upstream down/up/rehandshake, gap, slow, shutdown
         showEvent(event, null, data)
+        $('stream-last-status').textContent = event + ' ' + data
         if (event === 'gap' || event === 'slow') reportError('stream ' + event + ': ' + data)
       }
     }
@@ -164,10 +196,10 @@
     function openEventSource (session, channel) {
       const source = new EventSource(streamUrl(session, channel, token !== null))
       let opens = 0
-      source.onopen = () => { opens++; $('stream-opens').textContent = String(opens); $('stream-status').textContent = 'open' }
+      source.onopen = () => { opens++; $('stream-opens').textContent = String(opens); $('stream-status').textContent = 'open'; clearErrors('stream'); void refreshSessions() }
       source.onerror = () => {
         $('stream-status').textContent = source.readyState === EventSource.CLOSED ? 'closed' : 'reconnecting'
-        if (source.readyState === EventSource.CLOSED) reportError('stream closed by the bridge (see GET /sessions for the reason)')
+        if (source.readyState === EventSource.CLOSED) reportError('stream closed by the bridge (see GET /sessions for the reason)', 'stream')
       }
       source.addEventListener('message', (e) => { onFrame('message', e.lastEventId, e.data) })
       for (const name of ['gap', 'upstream', 'slow', 'shutdown']) source.addEventListener(name, (e) => { onFrame(name, null, e.data) })
@@ -196,6 +228,8 @@
         opens++
         $('stream-opens').textContent = String(opens)
         $('stream-status').textContent = 'open'
+        clearErrors('stream')
+        void refreshSessions()
         const reader = res.body.pipeThrough(new TextDecoderStream()).getReader()
         let buffer = ''
         let event = 'message'
@@ -235,7 +269,7 @@
             await once()
           } catch (err) {
             if (closed) return
-            reportError('stream: ' + err.message)
+            reportError('stream: ' + err.message, 'stream')
             if (err.final) { $('stream-status').textContent = 'closed'; return }
           }
           if (closed) return
@@ -257,7 +291,8 @@
       $('stream-status').textContent = 'connecting'
       stream = token === null || settings.allowQueryToken ? openEventSource(session, channel) : openFetchStream(session, channel)
     })
-    $('sub-stop').addEventListener('click', stopStream)
+    $('sub-stop').addEventListener('click', () => { stopStream(); clearErrors('stream') })
+    $('errors-clear').addEventListener('click', () => { $('errors').textContent = '' })
 
     // ---- publish
     $('pub-form').addEventListener('submit', async (e) => {
@@ -275,9 +310,10 @@
       try {
         const reply = await api(path, { method: 'POST', body: data, headers: { 'Content-Type': 'application/json' } })
         $('pub-result').textContent = JSON.stringify(reply)
+        clearErrors('publish:' + channel)
       } catch (err) {
         $('pub-result').textContent = err.message
-        reportError('publish ' + channel + ': ' + err.message)
+        reportError('publish ' + channel + ': ' + err.message, 'publish:' + channel)
       }
     })
 
@@ -287,7 +323,7 @@
         settings = await api('/console/config.json')
         $('who').textContent = settings.authRequired ? 'token: ' + settings.principal : 'no token needed (' + settings.principal + ')'
       } catch (err) {
-        reportError('console settings: ' + err.message)
+        reportError('console settings: ' + err.message, 'settings')
       }
       await refreshSessions()
       setInterval(refreshSessions, 2000)

@@ -1,10 +1,7 @@
-/** Helpers shared by the routes: session lookup, channel parsing, the JSON body. */
+/** What the route plugins share: the session of the URL, a free caller slot, the JSON body, request schemas. */
 import type { FastifyInstance } from 'fastify'
-import { channelProblem, isMeta, isService } from '../../channels.js'
 import { ErrorCode, HttpError } from '../../errors.js'
 import type { Session } from '../../session/any-session.js'
-
-export const MAX_CHANNELS_PER_STREAM = 64
 
 export function getSession (app: FastifyInstance, name: string): Session {
   const session = app.bridge.sessions.get(name)
@@ -12,37 +9,54 @@ export function getSession (app: FastifyInstance, name: string): Session {
   return session
 }
 
-/** `?channel=/a&channel=/b/*` → validated, de-duplicated patterns. */
-export function parseStreamChannels (raw: unknown): string[] {
-  const list = raw === undefined ? [] : Array.isArray(raw) ? raw : [raw]
-  if (list.length === 0) throw new HttpError(400, ErrorCode.MISSING_CHANNEL, 'Give at least one channel: ?channel=/some/channel (repeatable; /a/* and /a/** are patterns)')
-  if (list.length > MAX_CHANNELS_PER_STREAM) throw new HttpError(400, ErrorCode.TOO_MANY_CHANNELS, `At most ${MAX_CHANNELS_PER_STREAM} channels per stream`)
-  const out = new Set<string>()
-  for (const item of list) {
-    if (typeof item !== 'string') throw new HttpError(400, ErrorCode.INVALID_CHANNEL, 'channel must be a string')
-    const problem = channelProblem(item, true)
-    if (problem !== null) throw new HttpError(400, ErrorCode.INVALID_CHANNEL, `Invalid channel ${JSON.stringify(item.slice(0, 200))}: ${problem}`)
-    if (isMeta(item)) throw new HttpError(400, ErrorCode.META_CHANNEL, '/meta/* channels are internal to the Bayeux protocol')
-    if (isService(item)) throw new HttpError(400, ErrorCode.INVALID_CHANNEL, '/service/* channels carry no broadcasts; use POST /sessions/:name/call/…')
-    out.add(item)
-  }
-  return [...out]
-}
-
-/** The channel of a publish or call URL: `/sessions/x/publish/chat/demo` → `/chat/demo`. */
-export function channelFromPath (rest: string | undefined, kind: 'publish' | 'call'): string {
-  const channel = '/' + (rest ?? '')
-  if (isMeta(channel)) throw new HttpError(400, ErrorCode.META_CHANNEL, 'Publishing to /meta/* is not allowed')
-  const problem = channelProblem(channel, false)
-  if (problem !== null) throw new HttpError(400, ErrorCode.INVALID_CHANNEL, `Invalid channel ${JSON.stringify(channel.slice(0, 200))}: ${problem}`)
-  if (kind === 'call' && !isService(channel)) {
-    throw new HttpError(400, ErrorCode.NOT_A_SERVICE_CHANNEL, 'Calls go to /service/* channels: POST /sessions/:name/call/service/…')
-  }
-  return channel
+/** A new stream (SSE, NDJSON, WebSocket) needs a free caller slot: at most `sse.maxCallers` across the bridge. */
+export function requireCallerSlot (app: FastifyInstance): void {
+  const { sse } = app.bridge.config
+  if (app.bridge.callerCount() < sse.maxCallers) return
+  throw new HttpError(503, ErrorCode.TOO_MANY_CALLERS, `The bridge serves at most ${sse.maxCallers} streams`, {
+    headers: { 'Retry-After': String(Math.max(1, Math.ceil(sse.retryMs / 1000))) }
+  })
 }
 
 /** The parsed JSON body; an empty body is an error (Bayeux messages need data). */
 export function requireBody (body: unknown): unknown {
   if (body === undefined) throw new HttpError(400, ErrorCode.BAD_JSON, 'The request body must be a JSON value (the message data)')
   return body
+}
+
+/** Longest Last-Event-ID taken from a caller (longer ones are cut: no id of ours is that long). */
+export const MAX_ID_LENGTH = 200
+
+/** A caller's Last-Event-ID (header, query or frame field), trimmed and bounded; null when none. */
+export function lastEventIdOf (value: unknown): string | null {
+  return typeof value === 'string' && value !== '' ? value.trim().slice(0, MAX_ID_LENGTH) : null
+}
+
+/** How long a new stream waits for its upstream subscriptions before it starts anyway (a refusal within it is a 4xx). */
+export function subscribeWaitMs (http: { publishTimeoutMs: number }): number {
+  return Math.min(http.publishTimeoutMs, 10_000)
+}
+
+/** `:name` of the session routes. */
+export const sessionParams = {
+  type: 'object',
+  properties: { name: { type: 'string', minLength: 1, description: 'the session name' } },
+  required: ['name']
+} as const
+
+/** `:name` and the channel path after publish/ or call/. */
+export const channelPathParams = {
+  type: 'object',
+  properties: {
+    name: sessionParams.properties.name,
+    '*': { type: 'string', description: 'the channel without its leading slash' }
+  },
+  required: ['name']
+} as const
+
+declare module 'fastify' {
+  interface FastifySchema {
+    /** one line on what the route does (the API description is generated from the route schemas) */
+    summary?: string
+  }
 }

@@ -10,7 +10,7 @@
 import { createHash } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import { ErrorCode, HttpError } from '../../errors.js'
 import type { AuthHooks } from '../auth.js'
 
@@ -96,7 +96,7 @@ export function consoleAuthHooks (console: ConsoleAssets): AuthHooks {
   }
 }
 
-export function consoleRoutes (app: FastifyInstance, console: ConsoleAssets): void {
+export const consoleRoutes: FastifyPluginAsync<{ assets: ConsoleAssets }> = async (app, { assets: console }) => {
   if (console.problem !== null) app.log.warn(console.problem)
   const serve = (reply: FastifyReply, name: string): FastifyReply => {
     const asset = console.assets.get(name)
@@ -104,9 +104,10 @@ export function consoleRoutes (app: FastifyInstance, console: ConsoleAssets): vo
     return securityHeaders(reply, console.csp).type(asset.type).send(asset.body)
   }
 
-  app.get('/', async (_req, reply) => serve(reply, 'index.html'))
+  const config = { access: 'console' } as const
+  app.get('/', { config, schema: { summary: 'The browser console' } }, async (_req, reply) => serve(reply, 'index.html'))
 
-  app.get<{ Params: { file: string } }>('/console/:file', async (req, reply) => {
+  app.get<{ Params: { file: string } }>('/console/:file', { config, schema: { summary: 'The console\'s files and its config.json' } }, async (req, reply) => {
     const file = req.params.file
     if (file === 'config.json') {
       const p = req.principal

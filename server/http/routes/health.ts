@@ -1,11 +1,17 @@
 /** GET /healthz (alive), GET /readyz (every session connected with its permanent subscriptions), GET /metrics. */
-import type { FastifyInstance } from 'fastify'
+import type { FastifyPluginAsync } from 'fastify'
 import { ErrorCode } from '../../errors.js'
 
-export function healthRoutes (app: FastifyInstance): void {
-  app.get('/healthz', async () => ({ status: 'ok', uptimeSeconds: Math.round(process.uptime()) }))
+export const healthRoutes: FastifyPluginAsync = async (app) => {
+  app.get('/healthz', {
+    config: { access: 'open', probe: true },
+    schema: { summary: 'Liveness: the process answers' }
+  }, async () => ({ status: 'ok', uptimeSeconds: Math.round(process.uptime()) }))
 
-  app.get('/readyz', async (_req, reply) => {
+  app.get('/readyz', {
+    config: { access: 'open', probe: true },
+    schema: { summary: 'Readiness: every session connected upstream with its permanent subscriptions' }
+  }, async (_req, reply) => {
     const sessions: Record<string, { ready: boolean, reason?: string }> = {}
     const problems: string[] = []
     for (const session of app.bridge.sessions.values()) {
@@ -22,7 +28,10 @@ export function healthRoutes (app: FastifyInstance): void {
     })
   })
 
-  app.get('/metrics', async (_req, reply) => {
+  app.get('/metrics', {
+    config: { access: 'metrics', public: 'metrics', probe: true },
+    schema: { summary: 'Prometheus metrics' }
+  }, async (_req, reply) => {
     const registry = app.bridge.metrics.registry
     const text = await registry.metrics()
     return reply.type(registry.contentType).send(text)

@@ -1,15 +1,32 @@
-/** POST /sessions/:name/publish/<channel path> — body = the JSON data; answers the server's reply. */
-import type { FastifyInstance } from 'fastify'
-import { channelFromPath, getSession, requireBody } from './common.js'
+/**
+ * POST /sessions/:name/publish/<channel path> — body = the JSON data; answers the server's reply.
+ * POST /sessions/:name/call/service/<path> — request/reply over a /service channel (client-core remoteCall).
+ */
+import type { FastifyPluginAsync } from 'fastify'
+import { requestChannels } from '../channel-rules.js'
+import { channelPathParams, getSession, requireBody } from './common.js'
 
-interface PublishRoute { Params: { name: string, '*': string } }
+interface ChannelRoute { Params: { name: string, '*': string } }
 
-export function publishRoutes (app: FastifyInstance): void {
-  app.post<PublishRoute>('/sessions/:name/publish/*', async (req) => {
+export const publishRoutes: FastifyPluginAsync = async (app) => {
+  app.post<ChannelRoute>('/sessions/:name/publish/*', {
+    config: { access: 'session', channels: 'publish' },
+    schema: { params: channelPathParams, summary: 'Publish the JSON body on a channel upstream' }
+  }, async (req) => {
     const session = getSession(app, req.params.name)
-    const channel = channelFromPath(req.params['*'], 'publish')
-    const data = requireBody(req.body)
-    const reply = await session.publish(channel, data, app.bridge.config.http.publishTimeoutMs)
+    const [channel] = requestChannels(req)
+    const reply = await session.publish(channel!, requireBody(req.body), app.bridge.config.http.publishTimeoutMs)
     return { successful: reply.successful ?? true, channel: reply.channel, id: reply.id ?? null }
+  })
+
+  app.post<ChannelRoute>('/sessions/:name/call/*', {
+    config: { access: 'session', channels: 'call' },
+    schema: { params: channelPathParams, summary: 'Call a /service channel upstream and answer its reply' }
+  }, async (req, reply) => {
+    const session = getSession(app, req.params.name)
+    const [channel] = requestChannels(req)
+    const result = await session.call(channel!, requireBody(req.body), app.bridge.config.http.callTimeoutMs)
+    // the reply's data as the body, whatever JSON it is (null when the reply had none)
+    return reply.type('application/json; charset=utf-8').send(JSON.stringify(result === undefined ? null : result))
   })
 }
