@@ -57,6 +57,11 @@ export const DEFAULT_JWT_CLOCK_TOLERANCE_SEC = 30
 export const DEFAULT_JWKS_CACHE_MAX_AGE_SEC = 600
 export const DEFAULT_CORS_MAX_AGE_SEC = 600
 
+// cluster: replicas sharing one Redis (cluster-schema.ts)
+export const DEFAULT_CLUSTER_LEASE_MS = 3_000
+export const DEFAULT_CLUSTER_STREAM_MAX_LEN = 100_000
+export const DEFAULT_CLUSTER_KEY_PREFIX = 'cometd-bridge'
+
 /** Inclusive [min, max] of every integer option. */
 export const LIMITS = {
   port: [0, 65_535],
@@ -86,5 +91,8 @@ export const LIMITS = {
   clockToleranceSec: [0, 3_600],
   jwksCacheMaxAgeSec: [1, 86_400],
   maxAgeSec: [0, 86_400],
-  maxRefusals: [1, 100]
+  maxRefusals: [1, 100],
+  // cluster
+  leaseMs: [300, 600_000],
+  streamMaxLen: [100, 100_000_000]
 } as const satisfies Record<string, readonly [number, number]>

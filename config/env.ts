@@ -64,7 +64,10 @@ export const ENV_OPTIONS: readonly EnvOption[] = [
   { name: 'COMETD_BRIDGE_REPLAY_START', path: [...S, 'replay', 'start'], kind: 'int' },
   { name: 'COMETD_BRIDGE_REPLAY_FALLBACK', path: [...S, 'replay', 'fallback'], kind: 'int' },
   { name: 'COMETD_BRIDGE_UPSTREAM_TOKEN_FILE', path: [...S, 'auth', 'tokenFile'], kind: 'string' },
-  { name: 'COMETD_BRIDGE_UPSTREAM_TOKEN_COMMAND', path: [...S, 'auth', 'tokenCommand'], kind: 'string' }
+  { name: 'COMETD_BRIDGE_UPSTREAM_TOKEN_COMMAND', path: [...S, 'auth', 'tokenCommand'], kind: 'string' },
+  // cluster: replicas sharing one Redis
+  { name: 'COMETD_BRIDGE_REDIS_URL', path: ['cluster', 'redis'], kind: 'string' },
+  { name: 'COMETD_BRIDGE_REPLICA_ID', path: ['cluster', 'replicaId'], kind: 'string' }
 ]
 
 /** A partial config from one source, with where each value came from. */

@@ -33,6 +33,11 @@ export function bool (def: boolean) {
 
 /** Parses an http(s) URL for a superRefine; reports "Invalid URL" or the wrong scheme, and returns null then. */
 export function httpUrl (value: string, ctx: z.RefinementCtx): URL | null {
+  return schemeUrl(value, ctx, ['http:', 'https:'], 'must be an http:// or https:// URL')
+}
+
+/** Parses a URL whose scheme is one of `protocols` (with the colon); reports the problem and returns null. */
+export function schemeUrl (value: string, ctx: z.RefinementCtx, protocols: readonly string[], wrongScheme: string): URL | null {
   let url: URL
   try {
     url = new URL(value)
@@ -40,8 +45,8 @@ export function httpUrl (value: string, ctx: z.RefinementCtx): URL | null {
     ctx.addIssue({ code: 'custom', message: 'Invalid URL' })
     return null
   }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-    ctx.addIssue({ code: 'custom', message: 'must be an http:// or https:// URL' })
+  if (!protocols.includes(url.protocol)) {
+    ctx.addIssue({ code: 'custom', message: wrongScheme })
     return null
   }
   return url

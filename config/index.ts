@@ -34,7 +34,8 @@ export {
   type ReplayConfig,
   type UpstreamAuthConfig,
   type JwtConfig,
-  type CorsConfig
+  type CorsConfig,
+  type ClusterConfig
 } from './schema.js'
 export { formatIssues, formatPath, type ConfigIssue } from './issues.js'
 export { redactConfig, redactUrl, REDACTED } from './redact.js'

@@ -11,6 +11,7 @@ import { isPlainObject } from './plain.js'
 import { authSchema, dynamicSessionsSchema, unauthenticatedListenProblem } from './auth-schema.js'
 import { reliableSessionKeys, reliableTopKeys, sessionAuthProblem } from './reliable-schema.js'
 import { backoffSessionKeys } from './backoff-schema.js'
+import { clusterTopKeys } from './cluster-schema.js'
 
 export { upstreamAuthSchema } from './reliable-schema.js'
 
@@ -196,7 +197,8 @@ export const configSchema = z.strictObject({
   shutdownTimeoutMs: int('shutdownTimeoutMs', D.DEFAULT_SHUTDOWN_TIMEOUT_MS),
   auth: authSchema.prefault({}),
   dynamicSessions: dynamicSessionsSchema.prefault({}),
-  ...reliableTopKeys
+  ...reliableTopKeys,
+  ...clusterTopKeys
 }, { error: 'the configuration must be a mapping (an object)' }).superRefine((config, ctx) => {
   const problem = unauthenticatedListenProblem(config)
   if (problem !== null) ctx.addIssue({ code: 'custom', path: ['listen', 'host'], message: problem })
@@ -220,6 +222,7 @@ export type DemoMode = Config['demo']
 export type AuthConfig = Config['auth']
 export type TokenConfig = AuthConfig['tokens'][number]
 export type DynamicSessionsConfig = Config['dynamicSessions']
+export type ClusterConfig = NonNullable<Config['cluster']>
 export type ConfigConnectionType = SessionConfig['connectionTypes'][number]
 export type ReplayConfig = SessionConfig['replay']
 export type UpstreamAuthConfig = NonNullable<SessionConfig['auth']>

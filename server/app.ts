@@ -25,15 +25,18 @@ import { wsRoutes } from './http/routes/ws.js'
 import { createLogger } from './ops/logger.js'
 import type { AppLogger } from './ops/logger.js'
 import { BridgeMetrics } from './ops/metrics.js'
-import type { BridgeSession, ClientFactory } from './session/bridge-session.js'
-import { SessionRegistry } from './session/registry.js'
+import type { ClientFactory } from './session/bridge-session.js'
+import type { Session } from './any-session.js'
+import { SessionRegistry } from './registry.js'
 import { openSessions } from './session/startup.js'
 import { installRequestLog } from './ops/request-log.js'
 import { registerCors } from './http/cors.js'
 
 export interface Bridge {
   readonly config: Config
-  readonly sessions: ReadonlyMap<string, BridgeSession>
+  readonly sessions: ReadonlyMap<string, Session>
+  /** the replica answering, when replicas share a Redis (`cluster`); null alone */
+  readonly replicaId: string | null
   readonly metrics: BridgeMetrics
   /** true from the start of the shutdown */
   readonly draining: boolean
@@ -90,9 +93,13 @@ export async function buildApp (config: Config, deps: AppDeps = {}): Promise<Fas
     }
   })
   const metrics: BridgeMetrics = new BridgeMetrics(() => sessions.values(), deps.defaultMetrics ?? true)
-  const sessions = new SessionRegistry({ config, metrics, logger, createClient: deps.createClient })
+  // replicas sharing a Redis: loaded only then (the Redis client with it)
+  const cluster = config.cluster === undefined
+    ? null
+    : await (await import('./cluster/services.js')).ClusterNode.open(config.cluster, { log: logger, registry: metrics.registry })
+  const sessions = new SessionRegistry({ config, metrics, logger, createClient: deps.createClient, cluster })
   for (const [name, sessionConfig] of Object.entries(config.sessions)) sessions.create(name, sessionConfig)
-  const bridge = createBridge(config, sessions, metrics, logger)
+  const bridge = createBridge(config, sessions, metrics, logger, cluster?.replicaId ?? null)
   app.decorate('bridge', bridge)
 
   // before any route (it intercepts upgrades); streams end with their own shutdown frame (close 1001)
@@ -125,13 +132,14 @@ export async function buildApp (config: Config, deps: AppDeps = {}): Promise<Fas
   return app
 }
 
-function createBridge (config: Config, sessions: SessionRegistry, metrics: BridgeMetrics, logger: AppLogger): Bridge & { markStarted: () => void } {
+function createBridge (config: Config, sessions: SessionRegistry, metrics: BridgeMetrics, logger: AppLogger, replicaId: string | null): Bridge & { markStarted: () => void } {
   let draining = false
   let markStarted!: () => void
   const started = new Promise<void>((resolve) => { markStarted = resolve })
   const bridge = {
     config,
     sessions: sessions.map,
+    replicaId,
     metrics,
     get draining () { return draining },
     started,

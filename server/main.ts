@@ -38,7 +38,17 @@ async function main (): Promise<void> {
     logger.info({ url: demo.url }, 'embedded demo upstream started')
   }
 
-  const app = await buildApp(config, { logger })
+  let app: Awaited<ReturnType<typeof buildApp>>
+  try {
+    app = await buildApp(config, { logger })
+  } catch (err) {
+    // a Redis the cluster cannot use (unreachable, may evict keys): refused with its reason, not a stack
+    if (!(err instanceof Error) || err.name !== 'ClusterError') throw err
+    logger.fatal({ code: (err as Error & { code?: string }).code }, err.message)
+    process.stderr.write(`cometd-bridge: ${err.message}\n`)
+    await demo?.close()
+    process.exit(1)
+  }
   try {
     await app.listen({ host: config.listen.host, port: config.listen.port })
   } catch (err) {

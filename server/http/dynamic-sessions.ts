@@ -15,7 +15,7 @@ import type { DynamicSessionsConfig, SessionConfig } from '../../config/index.js
 import { ErrorCode, HttpError } from '../errors.js'
 import type { AppLogger } from '../ops/logger.js'
 import type { BridgeMetrics } from '../ops/metrics.js'
-import type { SessionRegistry } from '../session/registry.js'
+import type { SessionRegistry } from '../registry.js'
 import { redactUrl } from '../../config/redact.js'
 import { checkUpstreamUrl, parseAllowUrls } from './ssrf.js'
 import { sessionParams } from './routes/common.js'
@@ -111,7 +111,8 @@ export class DynamicSessions {
       connectionTypes: body.connectionTypes ?? defaults.connectionTypes,
       tls: { rejectUnauthorized: true }
     }
-    const session = this.#deps.sessions.create(name, sessionConfig)
+    // a dynamic session is this replica's own, also in a cluster (docs/scale-out.md)
+    const session = this.#deps.sessions.create(name, sessionConfig, 'dynamic')
     const now = Date.now()
     this.#entries.set(name, { owner: p.id, ownerName: p.name, createdAt: now, lastActive: now })
     void session.start() // settles when the first attempt is over; never rejects

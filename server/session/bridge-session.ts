@@ -10,7 +10,7 @@ import type { Message, StateChange } from '../../client-core/index.js'
 import { isMeta } from '../channels.js'
 import type { SessionConfig, SseConfig } from '../../config/index.js'
 import { errorText, withDeadline } from '../deadline.js'
-import { ErrorCode, HttpError } from '../errors.js'
+import type { HttpError } from '../errors.js'
 import { DeepResumes } from '../event-log/deep-resumes.js'
 import type { DeepTarget } from '../event-log/deep-resumes.js'
 import type { LogEntry } from '../event-log/event-log.js'
@@ -25,8 +25,9 @@ import type { CallerSink } from '../hub/sinks.js'
 import { LazyChildLogger } from '../ops/lazy-log.js'
 import type { SessionLogger } from '../ops/lazy-log.js'
 import type { BridgeMetrics } from '../ops/metrics.js'
+import { timed } from '../ops/timed.js'
 import { sseFrame } from '../frames.js'
-import { mapUpstreamError } from '../upstream/errors.js'
+import { refusedSubscription } from '../upstream/errors.js'
 import { UpstreamLink } from '../upstream/link.js'
 import type { ClientFactory, LastError } from '../upstream/link.js'
 import type { ReliableView } from '../upstream/reliability.js'
@@ -278,10 +279,7 @@ export class BridgeSession {
     }))
     const refused = outcomes.findIndex((o) => o.status === 'refused')
     if (refused < 0) return null
-    const mapped = mapUpstreamError((outcomes[refused] as { error?: unknown }).error, this.name, 'publish', this.retryAfterSeconds())
-    const status = mapped.statusCode === 403 ? 403 : mapped.statusCode >= 500 ? 502 : mapped.statusCode
-    return new HttpError(status, status === 403 ? ErrorCode.UPSTREAM_DENIED : ErrorCode.UPSTREAM_REJECTED,
-      `The upstream server refused the subscription to ${patterns[refused] ?? ''}`, { details: mapped.details })
+    return refusedSubscription((outcomes[refused] as { error?: unknown }).error, this.name, patterns[refused] ?? '', this.retryAfterSeconds())
   }
 
   #detach (caller: Caller, reason: CloseReason): void {
@@ -312,17 +310,7 @@ export class BridgeSession {
   }
 
   async #timed<T> (kind: 'publish' | 'call', fn: () => Promise<T>): Promise<T> {
-    const histogram = kind === 'publish' ? this.#o.metrics.publishDuration : this.#o.metrics.callDuration
-    const start = process.hrtime.bigint()
-    let outcome = 'ok'
-    try {
-      return await fn()
-    } catch (err) {
-      outcome = err instanceof HttpError ? err.code : 'error'
-      throw err
-    } finally {
-      histogram.observe({ session: this.name, outcome }, Number(process.hrtime.bigint() - start) / 1e9)
-    }
+    return await timed(kind === 'publish' ? this.#o.metrics.publishDuration : this.#o.metrics.callDuration, { session: this.name }, fn)
   }
 
   /** An in-band `upstream` event: the session, its state, why, and the last id so far. */

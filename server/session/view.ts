@@ -49,15 +49,40 @@ interface Viewable {
   }
 }
 
-export function sessionView (s: Viewable, subs: SubscriptionView[], callersOf: (pattern: string) => number,
-  readiness: { ready: boolean, reason?: string }): SessionView {
-  const cs = s.client.stats
+/** The fields every session view starts with (one process or a cluster). */
+export function viewHead (s: { name: string, config: { url: string }, readonly state: string }, readiness: { ready: boolean, reason?: string }): Pick<SessionView, 'name' | 'url' | 'state' | 'ready' | 'notReadyReason'> {
   return {
     name: s.name,
     url: redactUrl(s.config.url),
     state: s.state,
     ready: readiness.ready,
-    notReadyReason: readiness.ready ? null : readiness.reason ?? null,
+    notReadyReason: readiness.ready ? null : readiness.reason ?? null
+  }
+}
+
+/** The session's own counters (one process or a cluster). */
+export function statCounters (stats: SessionStats): Record<string, number> {
+  return {
+    messagesIn: stats.eventsIn,
+    messagesOut: stats.eventsOut,
+    callersTotal: stats.callersTotal,
+    slowCallerDrops: stats.slowDrops,
+    resumeGaps: stats.gaps,
+    handshakes: stats.handshakes,
+    rehandshakes: stats.rehandshakes,
+    reconnects: stats.reconnects,
+    publishes: stats.publishes,
+    publishFailures: stats.publishFailures,
+    calls: stats.calls,
+    callFailures: stats.callFailures
+  }
+}
+
+export function sessionView (s: Viewable, subs: SubscriptionView[], callersOf: (pattern: string) => number,
+  readiness: { ready: boolean, reason?: string }): SessionView {
+  const cs = s.client.stats
+  return {
+    ...viewHead(s, readiness),
     connectionType: s.client.connectionType ?? null,
     clientId: s.client.clientId ?? null,
     epoch: s.epoch,
@@ -66,18 +91,7 @@ export function sessionView (s: Viewable, subs: SubscriptionView[], callersOf: (
     subscriptions: subs.map((v) => ({ ...v, callers: callersOf(v.channel) })),
     buffer: s.log.bounds(),
     counters: {
-      messagesIn: s.stats.eventsIn,
-      messagesOut: s.stats.eventsOut,
-      callersTotal: s.stats.callersTotal,
-      slowCallerDrops: s.stats.slowDrops,
-      resumeGaps: s.stats.gaps,
-      handshakes: s.stats.handshakes,
-      rehandshakes: s.stats.rehandshakes,
-      reconnects: s.stats.reconnects,
-      publishes: s.stats.publishes,
-      publishFailures: s.stats.publishFailures,
-      calls: s.stats.calls,
-      callFailures: s.stats.callFailures,
+      ...statCounters(s.stats),
       upstreamMessagesIn: cs.messagesIn,
       upstreamMessagesOut: cs.messagesOut,
       upstreamDropped: cs.dropped,

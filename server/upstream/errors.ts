@@ -19,6 +19,14 @@ export function unavailable (session: string, why: string, retryAfterS: number):
   })
 }
 
+/** A subscription the upstream refused, as the caller's HTTP error: 403 upstream_denied, or its 4xx / 502 upstream_rejected. */
+export function refusedSubscription (err: unknown, session: string, pattern: string, retryAfterS: number): HttpError {
+  const mapped = mapUpstreamError(err, session, 'publish', retryAfterS)
+  const status = mapped.statusCode === 403 ? 403 : mapped.statusCode >= 500 ? 502 : mapped.statusCode
+  return new HttpError(status, status === 403 ? ErrorCode.UPSTREAM_DENIED : ErrorCode.UPSTREAM_REJECTED,
+    `The upstream server refused the subscription to ${pattern}`, { details: mapped.details })
+}
+
 export function mapUpstreamError (err: unknown, session: string, op: 'publish' | 'call', retryAfterS: number): HttpError {
   if (err instanceof HttpError) return err
   if (err instanceof DeadlineError || err instanceof TransportTimeoutError) {

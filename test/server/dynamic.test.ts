@@ -11,7 +11,7 @@ import { defaultConfig } from '../../config/index.js'
 import type { FayeMessage } from '../helpers/faye.js'
 import { startFaye } from '../helpers/faye.js'
 import { waitFor } from '../helpers/wait.js'
-import { makeConfig, openSse, startBridge, waitConnected } from './fixtures/bridge.js'
+import { localSession, makeConfig, openSse, startBridge, waitConnected } from './fixtures/bridge.js'
 import { statusOf, tokenEntry } from './fixtures/callers.js'
 
 const AUTH_DEFAULTS = defaultConfig().auth
@@ -79,7 +79,7 @@ t.test('dynamic sessions - lifecycle, ownership, limits, validation', async (t) 
 
     const stream = await openSse(t, `${base}/sessions/${name}/events?channel=/dyn/**`, as(OWNER))
     t.equal(stream.status, 200)
-    await waitFor(() => app.bridge.sessions.get(name)!.view().subscriptions.some((s) => s.state === 'subscribed'))
+    await waitFor(() => localSession(app, name).view().subscriptions.some((s) => s.state === 'subscribed'))
     await faye.publish('/dyn/a', { hello: 1 })
     await stream.waitEvent((e) => e.event === 'message')
     t.same(stream.messages()[0]!.data, { hello: 1 })
@@ -152,7 +152,7 @@ t.test('dynamic sessions - idle close: no caller and no request for idleTimeoutM
   const stream = await openSse(t, `${base}/sessions/${busy}/events?channel=/x`, as(OWNER))
   t.equal(stream.status, 200)
   await waitFor(() => app.bridge.sessions.get(idle)?.state === 'connected', { timeoutMs: 10_000 })
-  const idleClient = app.bridge.sessions.get(idle)!.client.clientId!
+  const idleClient = localSession(app, idle).client.clientId!
   const started = Date.now()
   await waitFor(() => !app.bridge.sessions.has(idle), { timeoutMs: 10_000, message: 'the idle session is closed' })
   t.comment(`idle session closed after ${Date.now() - started} ms (idleTimeoutMs 400)`)
@@ -300,8 +300,8 @@ t.test('dynamic sessions - redirects are never followed (long-polling and websoc
     t.equal(r.status, 201, `${type}: the redirecting URL itself is allowed`)
     const name = JSON.parse(r.body).name as string
     const before = redirects
-    await waitFor(() => redirects > before && app.bridge.sessions.get(name)!.lastError !== null, { timeoutMs: 10_000 })
-    const view = app.bridge.sessions.get(name)!.view()
+    await waitFor(() => redirects > before && localSession(app, name).lastError !== null, { timeoutMs: 10_000 })
+    const view = localSession(app, name).view()
     t.not(view.state, 'connected', `${type}: not connected`)
     // long-polling: HTTP 302 is an HttpStatusError; websocket: the upgrade answered 302 is refused by ws
     t.match(view.lastError?.message ?? '', type === 'long-polling' ? /302/ : /302|does not accept websocket/, `${type}: the redirect is an error: ${view.lastError?.message ?? ''}`)

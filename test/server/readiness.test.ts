@@ -8,7 +8,7 @@ import { startFaye } from '../helpers/faye.js'
 import { startCometd } from '../helpers/cometd-server.js'
 import { startFaultProxy } from '../helpers/fault-proxy.js'
 import { waitFor } from '../helpers/wait.js'
-import { makeConfig, openSse, request, startBridge } from './fixtures/bridge.js'
+import { localSession, makeConfig, openSse, request, startBridge } from './fixtures/bridge.js'
 
 t.test('readiness - before, during and after an upstream outage', async (t) => {
   const subscribes: string[] = []
@@ -45,11 +45,11 @@ t.test('readiness - before, during and after an upstream outage', async (t) => {
   t.comment(`ready ${Date.now() - reopened} ms after the upstream accepted connections (open retried with backoff)`)
   t.equal(subscribes[0], '/perm', 'ready only with the permanent subscription confirmed')
   await early.waitEvent((e) => e.event === 'upstream' && JSON.parse(e.data).status === 'up')
-  await waitFor(() => app.bridge.sessions.get('f')!.view().subscriptions.some((s) => s.channel === '/early' && s.state === 'subscribed'))
+  await waitFor(() => localSession(app, 'f').view().subscriptions.some((s) => s.channel === '/early' && s.state === 'subscribed'))
   await faye.publish('/early', { ok: 1 })
   const msg = await early.waitEvent((e) => e.event === 'message')
   t.same(JSON.parse(msg.data), { channel: '/early', data: { ok: 1 } }, 'the early caller is served once the upstream is up')
-  const failures = app.bridge.sessions.get('f')!.lastError
+  const failures = localSession(app, 'f').lastError
   t.ok(failures !== null, 'the open failures were recorded')
 
   await faye.stop()
@@ -70,7 +70,7 @@ t.test('readiness - a refused permanent subscription keeps /readyz at 503 with t
   const cometd = await startCometd({ options: { timeout: 5_000 } })
   t.teardown(cometd.close)
   const { base, app } = await startBridge(t, makeConfig({ c: { url: cometd.url, connectionTypes: ['long-polling'], subscribe: ['/ok', '/forbidden/x'] } }))
-  await waitFor(() => app.bridge.sessions.get('c')!.view().subscriptions.some((s) => s.channel === '/forbidden/x' && s.state === 'failed'), { timeoutMs: 10_000 })
+  await waitFor(() => localSession(app, 'c').view().subscriptions.some((s) => s.channel === '/forbidden/x' && s.state === 'failed'), { timeoutMs: 10_000 })
   const res = await request(`${base}/readyz`)
   t.equal(res.status, 503)
   t.match(res.json.message, /subscriptions not confirmed: \/forbidden\/x/)

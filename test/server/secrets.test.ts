@@ -15,7 +15,7 @@ import { loadConfig } from '../../config/index.js'
 import { defaultConfig } from '../../config/index.js'
 import { startFaye } from '../helpers/faye.js'
 import { waitFor } from '../helpers/wait.js'
-import { makeConfig, startBridge, waitConnected } from './fixtures/bridge.js'
+import { localSession, makeConfig, startBridge, waitConnected } from './fixtures/bridge.js'
 import { statusOf, tokenEntry } from './fixtures/callers.js'
 import type { StatusResult } from './fixtures/callers.js'
 
@@ -136,7 +136,7 @@ t.test('secrets - upstream URLs, headers and token sources: not in GET /sessions
   if (!parsed.ok) throw new Error('config')
   const config = makeConfig(parsed.config.sessions as never)
   const { app, base, logs } = await startBridge(t, config, { logLevel: 'trace' })
-  await waitFor(() => [...app.bridge.sessions.values()].every((s) => s.lastError !== null) && app.bridge.sessions.get('oauth')!.reliable.tokens!.stats.failures >= 1, { timeoutMs: 15_000 })
+  await waitFor(() => [...app.bridge.sessions.values()].every((s) => s.lastError !== null) && localSession(app, 'oauth').reliable.tokens!.stats.failures >= 1, { timeoutMs: 15_000 })
   const answers = [
     await statusOf(`${base}/sessions`),
     await statusOf(`${base}/sessions/creds`),

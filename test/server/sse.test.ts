@@ -6,7 +6,7 @@
 import t from 'tap'
 import { startFaye } from '../helpers/faye.js'
 import { waitFor } from '../helpers/wait.js'
-import { makeConfig, openSse, request, startBridge, waitConnected } from './fixtures/bridge.js'
+import { localSession, makeConfig, openSse, request, startBridge, waitConnected } from './fixtures/bridge.js'
 import type { SseEvent } from './fixtures/bridge.js'
 
 const isMessage = (e: SseEvent): boolean => e.event === 'message'
@@ -64,7 +64,7 @@ t.test('sse - resume with Last-Event-ID replays what was missed, then goes live'
   first.close()
   await waitFor(() => app.bridge.callerCount() === 0)
   for (let i = 4; i <= 6; i++) await faye.publish('/r', { i })
-  await waitFor(() => app.bridge.sessions.get('f')!.seq === 6)
+  await waitFor(() => localSession(app, 'f').seq === 6)
 
   const resumed = await openSse(t, `${base}/sessions/f/events?channel=/r`, { 'Last-Event-ID': third.id! })
   t.equal(resumed.headers['bridge-last-event-id'], third.id, 'the stream continues right after the given id')
@@ -90,7 +90,7 @@ t.test('sse - gap when the buffer no longer holds the id, or the id is unknown',
   const one = await first.waitEvent(isMessage)
   first.close()
   for (let i = 2; i <= 7; i++) await faye.publish('/g/a', { i })
-  await waitFor(() => app.bridge.sessions.get('f')!.seq === 7)
+  await waitFor(() => localSession(app, 'f').seq === 7)
 
   const tooOld = await openSse(t, `${base}/sessions/f/events?channel=/g/**`, { 'Last-Event-ID': one.id! })
   const gap = await tooOld.waitEvent((e) => e.event === 'gap')
@@ -113,7 +113,7 @@ t.test('sse - gap when the buffer no longer holds the id, or the id is unknown',
   await faye.publish('/lone', { i: 9 })
   const nine = await lone.waitEvent(isMessage)
   lone.close()
-  await waitFor(() => !(app.bridge.sessions.get('f')!.view().subscriptions.some((s) => s.channel === '/lone')), { message: 'upstream unsubscribe of /lone' })
+  await waitFor(() => !(localSession(app, 'f').view().subscriptions.some((s) => s.channel === '/lone')), { message: 'upstream unsubscribe of /lone' })
   await faye.publish('/lone', { i: 10 })
   const back = await openSse(t, `${base}/sessions/f/events?channel=/lone`, { 'Last-Event-ID': nine.id! })
   const gap3 = await back.waitEvent((e) => e.event === 'gap')

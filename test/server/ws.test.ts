@@ -8,7 +8,7 @@ import { startFaye } from '../helpers/faye.js'
 import { startCometd } from '../helpers/cometd-server.js'
 import { delay, waitFor } from '../helpers/wait.js'
 import { defaultConfig } from '../../config/index.js'
-import { makeConfig, startBridge, waitConnected } from './fixtures/bridge.js'
+import { localSession, makeConfig, startBridge, waitConnected } from './fixtures/bridge.js'
 import { openWs, tokenEntry } from './fixtures/callers.js'
 
 const AUTH_DEFAULTS = defaultConfig().auth
@@ -34,7 +34,7 @@ t.test('websocket - operations, errors, ACL, resume', async (t) => {
   }
   const { app, base } = await startBridge(t, config)
   await waitConnected(app)
-  await waitFor(() => app.bridge.sessions.get('f')!.readiness().ready, { timeoutMs: 10_000 })
+  await waitFor(() => localSession(app, 'f').readiness().ready, { timeoutMs: 10_000 })
   const wsBase = base.replace('http:', 'ws:')
   const full = { Authorization: `Bearer ${FULL}` }
 
@@ -68,7 +68,7 @@ t.test('websocket - operations, errors, ACL, resume', async (t) => {
     t.notOk(c.messages().some((m) => m.data?.n === 'gone'), 'nothing after unsubscribe')
     c.send({ op: 'unsubscribe', channel: '/chat/**', ref: 4 })
     t.match(await c.waitFrame((f) => f.type === 'ack' && f.ref === 4), { wasSubscribed: false })
-    const view = app.bridge.sessions.get('f')!.view()
+    const view = localSession(app, 'f').view()
     t.equal(view.callers, 1, 'the socket is one caller of the session')
   })
 
@@ -80,7 +80,7 @@ t.test('websocket - operations, errors, ACL, resume', async (t) => {
     t.match(await c.waitFrame((f) => f.ref === 's1'), { type: 'error', op: 'subscribe', error: 'upstream_denied', bayeux: { error: '403::subscribe_denied' } })
     c.send({ op: 'publish', channel: '/forbidden/x', data: 1, ref: 'p1' })
     t.match(await c.waitFrame((f) => f.ref === 'p1'), { type: 'error', op: 'publish', error: 'upstream_denied' })
-    t.same(app.bridge.sessions.get('c')!.view().subscriptions.filter((s) => s.channel === '/forbidden/x' && s.refs > 0), [], 'the refused subscription is not held')
+    t.same(localSession(app, 'c').view().subscriptions.filter((s) => s.channel === '/forbidden/x' && s.refs > 0), [], 'the refused subscription is not held')
   })
 
   t.test('invalid frames get error frames, never a crash', async (t) => {
@@ -145,7 +145,7 @@ t.test('websocket - operations, errors, ACL, resume', async (t) => {
     first.close()
     await first.closed
     for (let i = 4; i <= 7; i++) await faye.publish('/keep/a', { i })
-    await waitFor(() => app.bridge.sessions.get('f')!.bufferedCount >= 7)
+    await waitFor(() => localSession(app, 'f').bufferedCount >= 7)
     const second = await openWs(t, `${wsBase}/sessions/f/ws`, full)
     second.send({ op: 'subscribe', channel: '/keep/**', lastEventId: seen.id, ref: 'r' })
     const ack = await second.waitFrame((f) => f.ref === 'r')
@@ -168,7 +168,7 @@ t.test('websocket - operations, errors, ACL, resume', async (t) => {
     await c.waitFrame((f) => f.ref === 1)
     await faye.publish('/keep/last', { last: true })
     const m = await c.waitFrame((f) => f.type === 'message' && f.data?.last === true)
-    app.bridge.sessions.get('f')!.shutdownCallers()
+    localSession(app, 'f').shutdownCallers()
     const closed = await c.closed
     t.equal(closed.code, 1001)
     t.match(c.frames.at(-1), { type: 'shutdown', lastEventId: m.id, retryMs: Number })
@@ -183,8 +183,8 @@ t.test('websocket - a slow caller is closed with 1013 and its last id; the fast 
     sse: { maxQueueBytes: MAX_QUEUE, writeTimeoutMs: 10_000 }
   }))
   await waitConnected(app)
-  await waitFor(() => app.bridge.sessions.get('f')!.readiness().ready, { timeoutMs: 10_000 })
-  const session = app.bridge.sessions.get('f')!
+  await waitFor(() => localSession(app, 'f').readiness().ready, { timeoutMs: 10_000 })
+  const session = localSession(app, 'f')
   const wsBase = base.replace('http:', 'ws:')
   const fast = await openWs(t, `${wsBase}/sessions/f/ws`)
   const slow = await openWs(t, `${wsBase}/sessions/f/ws`)

@@ -1,9 +1,9 @@
 /** What the route plugins share: the session of the URL, a free caller slot, the JSON body, request schemas. */
 import type { FastifyInstance } from 'fastify'
 import { ErrorCode, HttpError } from '../../errors.js'
-import type { BridgeSession } from '../../session/bridge-session.js'
+import type { Session } from '../../any-session.js'
 
-export function getSession (app: FastifyInstance, name: string): BridgeSession {
+export function getSession (app: FastifyInstance, name: string): Session {
   const session = app.bridge.sessions.get(name)
   if (session === undefined) throw new HttpError(404, ErrorCode.UNKNOWN_SESSION, `No session named ${JSON.stringify(name.slice(0, 100))}`)
   return session

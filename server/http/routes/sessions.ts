@@ -10,7 +10,8 @@ export const sessionsRoutes: FastifyPluginAsync = async (app) => {
     // a token sees the sessions it may use (auth.ts); null = opened by auth.public.sessions
     const p = req.principal
     const visible = [...app.bridge.sessions.values()].filter((s) => p === null || app.access.sessionAllowed(p, s.name))
-    return { sessions: visible.map((s) => s.view()) }
+    const replicaId = app.bridge.replicaId
+    return { ...(replicaId !== null ? { replicaId } : {}), sessions: visible.map((s) => s.view()) }
   })
   app.get<{ Params: { name: string } }>('/sessions/:name', {
     config: { access: 'session', public: 'sessions' },

@@ -18,7 +18,7 @@ import { ErrorCode, HttpError } from '../../errors.js'
 import { frameOf } from '../../frames.js'
 import type { Caller } from '../../hub/caller.js'
 import { WsSink } from '../../hub/sinks.js'
-import type { BridgeSession } from '../../session/bridge-session.js'
+import type { Session } from '../../any-session.js'
 import { ANONYMOUS } from '../auth.js'
 import type { AccessControl, Principal } from '../auth.js'
 import { MAX_CHANNELS_PER_STREAM, WS_HINTS, sendChannel, streamPattern } from '../channel-rules.js'
@@ -57,7 +57,7 @@ export const wsRoutes: FastifyPluginAsync = async (app) => {
   })
 }
 
-async function serveSocket (session: BridgeSession, socket: WebSocket, req: FastifyRequest, access: AccessControl): Promise<void> {
+async function serveSocket (session: Session, socket: WebSocket, req: FastifyRequest, access: AccessControl): Promise<void> {
   const sink = new WsSink(socket, req.raw.socket)
   // frames that arrive before the caller is registered are handled right after, in order
   const early: Array<[RawData, boolean]> = []
@@ -80,7 +80,7 @@ class SocketOps {
   #pending = 0
 
   constructor (
-    readonly session: BridgeSession,
+    readonly session: Session,
     readonly caller: Caller,
     readonly principal: Principal,
     readonly access: AccessControl,

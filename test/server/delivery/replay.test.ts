@@ -11,7 +11,7 @@ import { checkpointPath } from '../../../server/event-log/checkpoint.js'
 import { checkpointUrl } from '../../../server/upstream/reliability.js'
 import { startSalesforceLike } from '../../helpers/salesforce.js'
 import { waitFor } from '../../helpers/wait.js'
-import { openSse, request, startBridge, waitConnected } from '../fixtures/bridge.js'
+import { localSession, openSse, request, startBridge, waitConnected } from '../fixtures/bridge.js'
 import { CHANNEL, range, sfConfig, sfMessages, startReadyBridge, tempDir, tokenFile } from './fixtures.js'
 
 t.setTimeout(120_000)
@@ -159,7 +159,7 @@ t.test('across a restart: a caller behind the checkpoint is replayed from the up
   for (const n of range(11, 15)) sf.publish(CHANNEL, { n })
 
   const two = await startReadyBridge(t, config)
-  t.equal(two.app.bridge.sessions.get('sf')!.seq, 5, 'the new run took in 11..15 from its checkpoint')
+  t.equal(localSession(two.app, 'sf').seq, 5, 'the new run took in 11..15 from its checkpoint')
   const resumed = await openSse(t, `${two.base}/sessions/sf/events?channel=${CHANNEL}`, { 'Last-Event-ID': behind })
   await resumed.waitEvent((e) => e.event === 'message', { count: 10 })
   sf.publish(CHANNEL, { n: 16 })
@@ -244,5 +244,5 @@ t.test('an event delivered twice by the upstream (same replayId) is taken once',
   await sse.waitEvent((e) => e.event === 'message', { count: 2 })
   await waitFor(async () => (await request(`${base}/sessions/sf`)).json.replay.duplicatesDropped === 1, { timeoutMs: 5_000 })
   t.same(sfMessages(sse).map((m) => m.n), [1, 2])
-  t.equal(app.bridge.sessions.get('sf')!.seq, 2)
+  t.equal(localSession(app, 'sf').seq, 2)
 })

@@ -13,7 +13,7 @@ import { startFaye } from '../../helpers/faye.js'
 import { startCometd } from '../../helpers/cometd-server.js'
 import { startFaultProxy } from '../../helpers/fault-proxy.js'
 import { delay, waitFor } from '../../helpers/wait.js'
-import { makeConfig, openSse, startBridge } from '../fixtures/bridge.js'
+import { localSession, makeConfig, openSse, startBridge } from '../fixtures/bridge.js'
 import { account, bridgeOn, ranges, receivedNs, recoverAndDrain, startPublisher, upstreamEvents, waitForN } from './fixtures.js'
 
 t.setTimeout(120_000)
@@ -91,8 +91,8 @@ t.test('upstream refusing connections: jittered waits capped at maxBackoffMs, at
   t.teardown(proxyB.close)
   // two sessions of one bridge, each through its own proxy, cut at the same moment
   const { app, base } = await startBridge(t, makeConfig({ a: { url: proxyA.url('/cometd') }, b: { url: proxyB.url('/cometd') } }))
-  const a = app.bridge.sessions.get('a')!
-  const b = app.bridge.sessions.get('b')!
+  const a = localSession(app, 'a')
+  const b = localSession(app, 'b')
   await waitFor(() => a.state === 'connected' && b.state === 'connected', { timeoutMs: 15_000 })
   const sse = await openSse(t, `${base}/sessions/a/events?channel=/refuse/x`)
   await waitFor(() => a.view().subscriptions.some((s) => s.state === 'subscribed'), { timeoutMs: 10_000 })

@@ -4,7 +4,7 @@
  */
 import net from 'node:net'
 import type { FastifyInstance } from 'fastify'
-import { makeConfig, startBridge } from '../fixtures/bridge.js'
+import { localSession, makeConfig, startBridge } from '../fixtures/bridge.js'
 import type { ConfigOverrides, SessionInput, SseEvent, SseStream, Teardown } from '../fixtures/bridge.js'
 import type { BridgeSession } from '../../../server/session/bridge-session.js'
 import { delay, waitFor } from '../../helpers/wait.js'
@@ -57,7 +57,7 @@ export interface BridgeOn {
 /** A bridge with one session `s` on `url` (the server fixtures' fast defaults), listening on 127.0.0.1. */
 export async function bridgeOn (t: Teardown, url: string, session: Partial<SessionInput> = {}, over: ConfigOverrides = {}): Promise<BridgeOn> {
   const { app, base, logs } = await startBridge(t, makeConfig({ s: { url, ...session } }, over))
-  const s = app.bridge.sessions.get('s')!
+  const s = localSession(app, 's')
   await waitFor(() => s.state === 'connected', { timeoutMs: 15_000, message: () => `session s connected (is ${s.state})` })
   return { app, base, session: s, logs }
 }

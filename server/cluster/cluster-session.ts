@@ -1,0 +1,354 @@
+/**
+ * One configured session of a replica in a cluster: the same face as BridgeSession (attach, patterns, publish,
+ * call, view, close) over a shared log. Every replica serves its callers from the session's Redis stream (the one
+ * reader loop of the replica feeds the hub); the replica holding the lease also keeps the upstream (holder.ts).
+ * Subscriptions are asked of the holder (interest.ts, bus.ts); publish and call go to the holder.
+ */
+import type { ServerResponse } from 'node:http'
+import type { Message } from '../../client-core/index.js'
+import { channelMatches } from '../channels.js'
+import type { SessionConfig, SseConfig } from '../../config/index.js'
+import { withDeadline } from '../deadline.js'
+import { ErrorCode, HttpError } from '../errors.js'
+import type { Gap } from '../event-log/resume.js'
+import type { Frame } from '../frames.js'
+import { Caller } from '../hub/caller.js'
+import type { CloseReason } from '../hub/caller.js'
+import { Hub } from '../hub/hub.js'
+import type { CallerSink } from '../hub/sinks.js'
+import type { SessionLogger } from '../ops/lazy-log.js'
+import type { BridgeMetrics } from '../ops/metrics.js'
+import { timed } from '../ops/timed.js'
+import { watchUpstream } from '../ops/upstream-log.js'
+import type { AttachResult } from '../session/bridge-session.js'
+import type { SessionStats } from '../session/view.js'
+import { sseFrame } from '../frames.js'
+import type { ClientFactory, LastError } from '../upstream/link.js'
+import { noHolder } from './bus.js'
+import type { BusRequest } from './bus.js'
+import { Holder } from './holder.js'
+import type { RemoteOutcome } from './holder.js'
+import type { Lease } from './lease.js'
+import type { ClusterServices } from './replica-parts.js'
+import { RedisStreamLog } from './stream-log.js'
+import type { ClusterEntry, ClusterRead } from './stream-log.js'
+import { clusterView, parseStatus, remoteState } from './cluster-view.js'
+import type { ClusterSessionView, RemoteStatus } from './cluster-view.js'
+
+export interface ClusterSessionOptions {
+  sse: SseConfig
+  metrics: BridgeMetrics
+  log: SessionLogger
+  cluster: ClusterServices
+  createClient?: ClientFactory | undefined
+  dataDir: string
+  checkpointIntervalMs: number
+}
+
+type Plan = { entries: ClusterEntry[] | ClusterRead['entries'], gap: Gap | null, afterId: string | null }
+
+export class ClusterSession {
+  readonly name: string
+  readonly config: SessionConfig
+  readonly hub = new Hub()
+  readonly log: RedisStreamLog
+  readonly stats: SessionStats = {
+    eventsIn: 0, eventsOut: 0, callersTotal: 0, slowDrops: 0, gaps: 0, handshakes: 0, rehandshakes: 0,
+    reconnects: 0, publishes: 0, publishFailures: 0, calls: 0, callFailures: 0
+  }
+
+  lastMessageAt: number | null = null
+  readonly #o: ClusterSessionOptions
+  readonly #c: ClusterServices
+  #lease: Lease | null = null
+  #holder: Holder | null = null
+  /** the upstream as the holder last reported it in the stream */
+  #remote: RemoteStatus = { state: 'unknown', holder: null }
+  #closing = false
+
+  constructor (name: string, config: SessionConfig, options: ClusterSessionOptions) {
+    this.name = name
+    this.config = config
+    this.#o = options
+    this.#c = options.cluster
+    this.log = new RedisStreamLog(this.#c.redis, name, config.bufferSize)
+    this.log.follow((entry) => { this.#onEntry(entry) })
+    this.log.onReset((previous) => { this.#announceGap('unknown-id', previous, { detail: 'the shared log lost its data (Redis restarted empty)' }) })
+    this.log.onLoss((missed, previous) => { this.#announceGap('too-old', previous, { missed }) })
+  }
+
+  get state (): string { return this.#holder?.upstream.state ?? this.#remote.state }
+  get callerCount (): number { return this.hub.size }
+  get upstreamSubscriptionCount (): number { return this.#holder?.upstream.subs.size ?? 0 }
+  get bufferedCount (): number { return this.log.tailSize }
+  get lastError (): LastError | null { return this.#holder?.upstream.lastError ?? null }
+  get isHolder (): boolean { return this.#holder !== null }
+  /** the replica holding the lease as far as this one knows */
+  get holderId (): string | null { return this.#holder !== null ? this.#c.redis.replicaId : this.#lease?.holder ?? null }
+  get lease (): Lease | null { return this.#lease }
+  get holder (): Holder | null { return this.#holder }
+
+  /** Reads the stream, the upstream's last status, and competes for the lease. Never rejects. */
+  async start (): Promise<void> {
+    try {
+      const last = await this.#c.redis.send(['GET', this.log.keys.status]) as string | null
+      if (last !== null) this.#remote = remoteState(this.#remote, parseStatus(last))
+      await this.#c.reader.add(this.log)
+      this.#lease = await this.#c.leases.add(this.name, {
+        acquired: () => { void this.#take() },
+        lost: (reason) => { this.#drop(reason) }
+      }, this.#o.log)
+    } catch (err) {
+      this.#o.log.error({ err }, 'cluster session not started (retried when Redis is back)')
+      this.#c.retryStart(this)
+    }
+  }
+
+  readiness (): { ready: true } | { ready: false, reason: string } {
+    if (this.#closing) return { ready: false, reason: 'shutting down' }
+    const redis = this.#c.redis.readiness()
+    if (!redis.ready) return redis
+    if (this.#holder !== null) return this.#holder.upstream.readiness()
+    if (this.holderId === null) return { ready: false, reason: 'no replica holds the session yet' }
+    if (this.#remote.state !== 'connected') return { ready: false, reason: `upstream ${this.#remote.state} at ${this.holderId}` }
+    return { ready: true }
+  }
+
+  retryAfterSeconds (): number { return this.#holder?.upstream.retryAfterSeconds() ?? 1 }
+
+  async attach (res: ServerResponse | CallerSink, patterns: string[], lastEventId: string | null, waitMs: number): Promise<AttachResult> {
+    const caller = new Caller(res, patterns, this.#o.sse, lastEventId, (c, reason) => { this.#detach(c, reason) })
+    const plan = await this.#plan(lastEventId, patterns)
+    if ('error' in plan) return plan
+    if (caller.closed) return { gone: true }
+    // synchronous from the end of the read to the routing: the live tail continues exactly after the plan
+    this.#sendPlan(caller, plan, plan.gap)
+    caller.lastSeq = this.log.lastSeq
+    this.hub.add(caller)
+    for (const p of patterns) this.hub.route(caller, p)
+    if (this.state !== 'connected') caller.send(this.#status('down', 'not connected'), undefined, false)
+    const refusal = await this.#subscribeAll(patterns, waitMs)
+    if (caller.closed) return { gone: true }
+    if (refusal !== null) {
+      caller.discard()
+      return { error: refusal }
+    }
+    this.stats.callersTotal++
+    this.#o.metrics.callersTotal.inc({ session: this.name })
+    return { caller, afterId: plan.afterId }
+  }
+
+  async addPatterns (caller: Caller, patterns: string[], lastEventId: string | null, waitMs: number): Promise<{ afterId: string | null } | { error: HttpError } | { gone: true }> {
+    const added = patterns.filter((p) => !caller.patterns.includes(p))
+    const plan = await this.#plan(lastEventId, patterns)
+    if ('error' in plan) return plan
+    if (caller.closed) return { gone: true }
+    this.#sendPlan(caller, plan, plan.gap === null ? null : { ...plan.gap, subscription: patterns })
+    if (caller.lastSeq < this.log.lastSeq) caller.lastSeq = this.log.lastSeq
+    for (const p of added) {
+      caller.addPattern(p)
+      this.hub.route(caller, p)
+    }
+    const refusal = await this.#subscribeAll(added, waitMs)
+    if (caller.closed) return { gone: true }
+    if (refusal !== null) {
+      this.removePatterns(caller, added)
+      return { error: refusal }
+    }
+    return { afterId: plan.afterId }
+  }
+
+  removePatterns (caller: Caller, patterns: readonly string[]): void {
+    for (const p of patterns) {
+      if (!caller.removePattern(p)) continue
+      this.hub.unroute(caller, p)
+      this.#c.interest.remove(this.name, p)
+    }
+  }
+
+  async publish (channel: string, data: unknown, timeoutMs: number): Promise<Message> {
+    return await this.#timed('publish', async () => await this.#toHolder({ op: 'publish', session: this.name, channel, data, timeoutMs }, async (h) => await h.publish(channel, data, timeoutMs)) as Message)
+  }
+
+  async call (channel: string, data: unknown, timeoutMs: number): Promise<unknown> {
+    return await this.#timed('call', async () => await this.#toHolder({ op: 'call', session: this.name, channel, data, timeoutMs }, async (h) => await h.call(channel, data, timeoutMs)))
+  }
+
+  /** A request another replica forwarded to this one as the holder. */
+  async serve (request: BusRequest): Promise<unknown> {
+    const holder = this.#holder
+    if (holder === null || this.#closing) throw noHolder(this.name, `replica ${this.#c.redis.replicaId} does not hold it`)
+    if (request.op === 'publish') return await holder.publish(request.channel, request.data, request.timeoutMs)
+    if (request.op === 'call') return await holder.call(request.channel, request.data, request.timeoutMs)
+    const outcome = await holder.ensure(request.channel)
+    if (outcome.status === 'refused') throw outcome.error
+    return outcome.status
+  }
+
+  /** The patterns the callers of all replicas want now (the holder subscribes to exactly those). */
+  wanted (patterns: ReadonlySet<string>): void {
+    this.#holder?.reconcile(patterns)
+  }
+
+  /** Redis came and went: callers hear of it in band. */
+  redisState (state: string, reason: string): void {
+    if (this.#closing) return
+    this.hub.announce(sseFrame('upstream', { session: this.name, status: state === 'up' ? 'log-up' : 'log-down', state: this.state, reason: `shared log (Redis) ${state}: ${reason}`, replicaId: this.#c.redis.replicaId }))
+  }
+
+  shutdownCallers (): void {
+    this.hub.shutdown(this.#o.sse.retryMs)
+  }
+
+  /** Callers end; the holder closes its upstream, then releases the lease at once for another replica. */
+  async close (deadlineMs: number): Promise<void> {
+    if (this.#closing) return
+    this.#closing = true
+    this.shutdownCallers()
+    this.#c.reader.remove(this.log)
+    const holder = this.#holder
+    this.#holder = null
+    await holder?.stop(Math.min(deadlineMs, 2_000))
+    await this.#c.leases.remove(this.name)
+  }
+
+  view (): ClusterSessionView {
+    return clusterView(this, this.#c, this.#remote, (p) => this.hub.callersOf(p), this.readiness())
+  }
+
+  async #take (): Promise<void> {
+    const lease = this.#lease
+    const value = lease?.value ?? null
+    if (lease === null || value === null || this.#closing) return
+    let wanted = new Set<string>()
+    try {
+      wanted = (await this.#c.interest.sweep()).get(this.name) ?? wanted
+      const holder = await Holder.take({
+        ...this.#o, stats: this.stats, redis: this.#c.redis, session: this.name, config: this.config, lease: value,
+        fenced: (reason) => { lease.fenced(reason) }
+      }, wanted, this.#remote.holder)
+      if (lease.value !== value || this.#closing) {
+        void holder.stop(1_000)
+        return
+      }
+      this.#holder = holder
+      watchUpstream(holder.upstream, this.#o.log)
+      this.#c.metrics.leaseChanges.inc({ session: this.name, change: 'acquired' })
+    } catch (err) {
+      this.#o.log.warn({ err }, 'taking the session over failed: the lease is given up')
+      if (lease.value === value) lease.giveUp('the takeover failed')
+    }
+  }
+
+  #drop (reason: string): void {
+    const holder = this.#holder
+    this.#holder = null
+    this.#c.metrics.leaseChanges.inc({ session: this.name, change: 'lost' })
+    if (holder !== null) void holder.stop(this.#c.redis.config.leaseMs).catch(() => {})
+    this.#o.log.warn({ reason }, 'no longer the holder of this session')
+  }
+
+  async #plan (lastEventId: string | null, patterns: string[]): Promise<Plan | { error: HttpError }> {
+    if (lastEventId === null || lastEventId === '') return { entries: [], gap: null, afterId: this.log.lastId }
+    let read: ClusterRead
+    try {
+      read = await this.log.readFrom(lastEventId, (c) => patterns.some((p) => channelMatches(p, c)), patterns)
+    } catch (err) {
+      return { error: new HttpError(503, ErrorCode.UPSTREAM_UNAVAILABLE, `The shared log of session "${this.name}" cannot be read now; retry later`, { headers: { 'Retry-After': '1' }, cause: err }) }
+    }
+    const base = { lastEventId, firstAvailableId: read.firstAvailableId, currentId: read.currentId }
+    let gap: Gap | null = null
+    if (read.gone !== null) gap = { reason: read.gone.reason, ...base }
+    else if (read.uncovered.length > 0) gap = { reason: 'not-subscribed', ...base, channels: read.uncovered }
+    else if (read.mayHaveMissed) gap = { reason: 'rehandshake', ...base }
+    return { entries: read.entries, gap, afterId: read.afterId }
+  }
+
+  #sendPlan (caller: Caller, plan: Plan, shown: object | null): void {
+    if (plan.gap !== null) {
+      this.stats.gaps++
+      this.#o.metrics.gaps.inc({ session: this.name, reason: plan.gap.reason })
+      caller.send(sseFrame('gap', shown ?? plan.gap), undefined, false)
+    }
+    for (const entry of plan.entries) caller.send(entry.frame, entry.id, false)
+  }
+
+  /** Each pattern is registered as this replica's interest and asked of the holder; the first refusal is returned. */
+  async #subscribeAll (patterns: string[], waitMs: number): Promise<HttpError | null> {
+    const outcomes = await Promise.all(patterns.map(async (p) => {
+      await this.#c.interest.add(this.name, p).catch(() => {})
+      try {
+        return await withDeadline(this.#ensure(p, waitMs), waitMs, 'subscription')
+      } catch {
+        return { status: 'pending' } as const
+      }
+    }))
+    const refused = outcomes.find((o) => o.status === 'refused')
+    return refused?.status === 'refused' ? refused.error : null
+  }
+
+  async #ensure (pattern: string, waitMs: number): Promise<RemoteOutcome> {
+    if (this.#holder !== null) return await this.#holder.ensure(pattern)
+    const holder = this.holderId
+    if (holder === null) return { status: 'pending' }
+    try {
+      return { status: await this.#c.bus.request(holder, { op: 'subscribe', session: this.name, channel: pattern, timeoutMs: waitMs }) as 'subscribed' | 'pending' }
+    } catch (err) {
+      const refusal = err instanceof HttpError && (err.code === ErrorCode.UPSTREAM_DENIED || err.code === ErrorCode.UPSTREAM_REJECTED)
+      return refusal ? { status: 'refused', error: err } : { status: 'pending' }
+    }
+  }
+
+  async #toHolder (request: BusRequest, local: (h: Holder) => Promise<unknown>): Promise<unknown> {
+    if (this.#closing) throw new HttpError(503, ErrorCode.SHUTTING_DOWN, 'The bridge is shutting down', { headers: { 'Retry-After': '1' } })
+    if (this.#holder !== null) return await local(this.#holder)
+    const holder = this.holderId
+    if (holder === null) throw noHolder(this.name, 'the lease is vacant')
+    return await timed(this.#c.metrics.forwardDuration, { session: this.name, op: request.op }, async () => await this.#c.bus.request(holder, request))
+  }
+
+  #onEntry (entry: ClusterEntry): void {
+    if (this.#closing) return
+    if (entry.kind === 'm') {
+      this.lastMessageAt = Date.now()
+      this.stats.eventsIn++
+      this.#o.metrics.eventsIn.inc({ session: this.name })
+      const delivered = this.hub.deliver(entry)
+      if (delivered > 0) {
+        this.stats.eventsOut += delivered
+        this.#o.metrics.eventsOut.inc({ session: this.name }, delivered)
+      }
+    } else if (entry.kind === 'u') {
+      const status = parseStatus(entry.payload)
+      if (entry.channel === '') this.#remote = remoteState(this.#remote, status)
+      if (status.status === 'holder' && typeof status.holder === 'string' && typeof status.term === 'number') this.#lease?.observe(status.holder, status.term)
+      this.hub.announce(entry.frame, entry.channel === '' ? undefined : entry.channel)
+      if (status.status === 'holder' && status.mayHaveMissed === true) this.#announceGap('rehandshake', null, { holder: status.holder })
+    }
+  }
+
+  #announceGap (reason: Gap['reason'], lastEventId: string | null, extra: Record<string, unknown>): void {
+    if (this.#closing || this.hub.size === 0) return
+    this.stats.gaps++
+    this.#o.metrics.gaps.inc({ session: this.name, reason })
+    this.hub.announce(sseFrame('gap', { reason, lastEventId, firstAvailableId: null, currentId: this.log.lastId, ...extra }))
+  }
+
+  #detach (caller: Caller, reason: CloseReason): void {
+    if (!this.hub.remove(caller)) return
+    for (const p of caller.patterns) this.#c.interest.remove(this.name, p)
+    this.#o.log.info({ caller: caller.id, reason, lastEventId: caller.lastWrittenId, durationMs: Date.now() - caller.createdAt }, 'stream closed')
+    if (reason === 'slow') {
+      this.stats.slowDrops++
+      this.#o.metrics.slowDrops.inc({ session: this.name, reason: caller.slowReason ?? 'unknown' })
+    }
+  }
+
+  async #timed<T> (kind: 'publish' | 'call', fn: () => Promise<T>): Promise<T> {
+    return await timed(kind === 'publish' ? this.#o.metrics.publishDuration : this.#o.metrics.callDuration, { session: this.name }, fn)
+  }
+
+  #status (status: string, reason: string): Frame {
+    return sseFrame('upstream', { session: this.name, status, state: this.state, holder: this.holderId, reason, lastEventId: this.log.lastId })
+  }
+}
