@@ -8,7 +8,7 @@
  * upstream client (sends /meta/disconnect) within shutdownTimeoutMs.
  */
 import Fastify, { LogController } from 'fastify'
-import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from 'fastify'
 import websocket from '@fastify/websocket'
 import type { Config } from '../config/index.js'
 import { ErrorCode, HttpError, installErrorHandlers, sendHttpError } from './errors.js'
@@ -29,6 +29,7 @@ import { SessionRegistry } from './session/registry.js'
 import { openSessions } from './session/startup.js'
 import { installRequestLog } from './ops/request-log.js'
 import { registerCors } from './http/cors.js'
+import { registerOpenApi } from './http/openapi.js'
 
 export interface Bridge {
   readonly config: Config
@@ -60,6 +61,8 @@ export interface AppDeps {
   createClient?: ClientFactory
   /** prom-client default process metrics (default true) */
   defaultMetrics?: boolean
+  /** told of every route as it is added (tests: the API description lists them all) */
+  onRoute?: (route: RouteOptions) => void
 }
 
 /**
@@ -112,6 +115,8 @@ export async function buildApp (config: Config, deps: AppDeps = {}): Promise<Fas
   installAuth(app, new AccessControl(config.auth), consoleAuthHooks(consoleAssets))
   installLifecycle(app, sessions, bridge)
 
+  if (deps.onRoute !== undefined) app.addHook('onRoute', deps.onRoute)
+  await registerOpenApi(app)
   await app.register(healthRoutes)
   await app.register(sessionsRoutes)
   await app.register(eventsRoutes)
