@@ -30,6 +30,9 @@ import { openSessions } from './session/startup.js'
 import { installRequestLog } from './ops/request-log.js'
 import { registerCors } from './http/cors.js'
 import { registerOpenApi } from './http/openapi.js'
+import { adminRoutes } from './http/routes/admin.js'
+import { createReloader } from './reload.js'
+import type { ConfigSource, ReloadOutcome } from './reload.js'
 
 export interface Bridge {
   readonly config: Config
@@ -43,6 +46,8 @@ export interface Bridge {
   beginShutdown: () => void
   /** settles once every configured session had its first open attempt (sessions open a few at a time) */
   readonly started: Promise<void>
+  /** re-reads the configuration and applies it (reload.ts); never rejects */
+  reload: (trigger: string) => Promise<ReloadOutcome>
 }
 
 declare module 'fastify' {
@@ -63,6 +68,8 @@ export interface AppDeps {
   defaultMetrics?: boolean
   /** told of every route as it is added (tests: the API description lists them all) */
   onRoute?: (route: RouteOptions) => void
+  /** re-reads the configuration for a reload (main.ts: loadConfig as at start-up); without it reload is unavailable */
+  reloadSource?: ConfigSource
 }
 
 /**
@@ -94,6 +101,8 @@ export async function buildApp (config: Config, deps: AppDeps = {}): Promise<Fas
   for (const [name, sessionConfig] of Object.entries(config.sessions)) sessions.create(name, sessionConfig)
   const bridge = createBridge(config, sessions, metrics, logger)
   app.decorate('bridge', bridge)
+  const reloader = createReloader(app, { sessions, metrics, logger, source: deps.reloadSource ?? null })
+  bridge.reload = async (trigger) => await reloader.reload(trigger)
 
   // before any route (it intercepts upgrades); streams end with their own shutdown frame (close 1001)
   await app.register(websocket, {
@@ -123,6 +132,7 @@ export async function buildApp (config: Config, deps: AppDeps = {}): Promise<Fas
   await app.register(publishRoutes)
   await app.register(wsRoutes)
   await app.register(consoleRoutes, { assets: consoleAssets })
+  await app.register(adminRoutes)
   installDynamicSessions(app, { sessions, metrics, logger })
   return app
 }
@@ -138,6 +148,7 @@ function createBridge (config: Config, sessions: SessionRegistry, metrics: Bridg
     get draining () { return draining },
     started,
     markStarted,
+    reload: async (): Promise<ReloadOutcome> => ({ outcome: 'unavailable', message: 'not started' }),
     callerCount: () => sessions.callerCount(),
     beginShutdown: () => {
       if (draining) return

@@ -40,12 +40,14 @@ export interface Principal {
   readonly console: boolean
   readonly metrics: boolean
   readonly createSessions: boolean
+  /** may reload the configuration (POST /admin/reload) */
+  readonly admin: boolean
   /** a JWT's `exp`, epoch ms: streams opened with it end then (jwt.ts, stream-expiry.ts) */
   readonly expiresAt?: number
 }
 
 /** What a route requires beyond a valid token; routes may declare it as `config: { access }`. */
-export type RouteAccess = 'open' | 'authenticated' | 'session' | 'console' | 'metrics' | 'deny'
+export type RouteAccess = 'open' | 'authenticated' | 'session' | 'console' | 'metrics' | 'admin' | 'deny'
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -74,7 +76,8 @@ export const ANONYMOUS: Principal = Object.freeze({
   publish: ['/**'],
   console: true,
   metrics: true,
-  createSessions: true
+  createSessions: true,
+  admin: true
 })
 
 const MAX_TOKEN_LENGTH = 4096
@@ -146,7 +149,8 @@ function principalOf (entry: TokenConfig, index: number): Principal {
     publish: [...entry.publish],
     console: entry.console,
     metrics: entry.metrics,
-    createSessions: entry.createSessions
+    createSessions: entry.createSessions,
+    admin: entry.admin
   })
 }
 
@@ -210,11 +214,12 @@ export interface AuthHooks {
 export function installAuth (app: FastifyInstance, access: AccessControl, hooks: AuthHooks = {}): void {
   app.decorate('access', access)
   app.decorateRequest('principal', null)
-  const cfg = access.config
 
   app.addHook('onRequest', async (req, reply) => {
+    // read per request: a configuration reload replaces app.access (server/reload.ts)
+    const access = app.access
     const need = routeAccess(req)
-    if (need === 'open' || isPublic(req, cfg)) return
+    if (need === 'open' || isPublic(req, access.config)) return
     try {
       const principal = await authenticateRequest(req, access)
       req.principal = principal
@@ -276,6 +281,9 @@ function authorize (req: FastifyRequest, p: Principal, need: RouteAccess, access
       return
     case 'metrics':
       if (!p.metrics) throw forbidden('This token may not read metrics (metrics: true)')
+      return
+    case 'admin':
+      if (!p.admin) throw forbidden('This token may not administer the bridge (admin: true)')
       return
     case 'session':
       authorizeSessionRoute(req, p, access)

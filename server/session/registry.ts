@@ -39,8 +39,10 @@ export class SessionRegistry {
     const { config, metrics, logger, createClient } = this.#o
     if (sessionConfig.replay.enabled) checkDataDir(config.dataDir)
     const log = new LazyChildLogger(logger, { session: name })
+    const options = this.#o
     const session = new BridgeSession(name, sessionConfig, {
-      sse: config.sse,
+      // read when a caller attaches: a reload's new stream limits apply to new callers of every session
+      get sse () { return options.config.sse },
       metrics,
       log,
       ...(createClient !== undefined ? { createClient } : {}),
@@ -50,6 +52,11 @@ export class SessionRegistry {
     watchUpstream(session, log)
     this.#sessions.set(name, session)
     return session
+  }
+
+  /** The configuration sessions created from now on are built with (a reload). */
+  reconfigure (config: Config): void {
+    this.#o.config = config
   }
 
   /** Unregisters the session (new requests get 404 at once); closing it is the caller's. */
