@@ -175,9 +175,13 @@ export class Reloader {
     await Promise.all([
       ...plan.removed.map(async (name) => { await host.remove(name)?.retire('removed', 'the session was removed from the configuration', budget) }),
       ...plan.restarted.map(async (name) => {
-        // the old session closes first: a replay session's checkpoint is written before the new one reads it
-        await host.remove(name)?.retire('restarting', 'the session\'s settings changed: reconnect', budget)
-        add(name)
+        const closing = host.remove(name)?.retire('restarting', 'the session\'s settings changed: reconnect', budget)
+        // a replay session's old self writes its last checkpoint before the new one reads it; any other is
+        // replaced at once, so that reconnecting callers never find the name missing
+        const replay = next.sessions[name]!.replay.enabled
+        if (!replay) add(name)
+        await closing
+        if (replay) add(name)
       })
     ])
     for (const name of plan.added) add(name)

@@ -3,14 +3,14 @@
  * while a caller streams from another, then an invalid file that is refused (logged at error) while the daemon
  * keeps serving on the previous configuration.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import t from 'tap'
 import { startFaye } from '../helpers/faye.js'
 import { waitFor } from '../helpers/wait.js'
 import { openSse, request } from './fixtures/bridge.js'
 import { spawnNode } from './fixtures/spawn.js'
+import { tempDir } from './delivery/fixtures.js'
 
 // a fresh node process through the TypeScript loader: a few seconds on a busy machine
 t.setTimeout(120_000)
@@ -18,8 +18,7 @@ t.setTimeout(120_000)
 t.test('SIGHUP - adds a session without touching the open stream; an invalid file is refused and logged', async (t) => {
   const faye = await startFaye({ timeoutSec: 2 })
   t.teardown(faye.close)
-  const dir = mkdtempSync(join(tmpdir(), 'bridge-sighup-'))
-  t.teardown(() => { rmSync(dir, { recursive: true, force: true }) })
+  const dir = tempDir(t, 'bridge-sighup-')
   const file = join(dir, 'bridge.yaml')
   const sessions = (names: string[], url = faye.url): string[] => names.flatMap((n) => [`  ${n}:`, `    url: ${url}`])
   const write = (lines: string[]): void => { writeFileSync(file, ['listen: { host: 127.0.0.1, port: 0 }', 'sessions:', ...lines, ''].join('\n')) }

@@ -4,8 +4,7 @@
  * invalid file that changes nothing. A caller of an untouched session loses nothing: numbered messages published
  * all through the reloads arrive, in order, on one stream that stays open.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import t from 'tap'
 import { loadConfig } from '../../config/index.js'
@@ -15,6 +14,7 @@ import type { FayePeer } from '../helpers/faye.js'
 import { waitFor } from '../helpers/wait.js'
 import { openSse, request, startBridge, waitConnected } from './fixtures/bridge.js'
 import type { SseStream } from './fixtures/bridge.js'
+import { tempDir } from './delivery/fixtures.js'
 
 t.setTimeout(120_000)
 
@@ -48,7 +48,7 @@ function loaded (file: string, dir: string): { ok: true, config: Config } | { ok
 }
 
 /** Publishes /n {n: 1, 2, …} on `faye` every few ms until stopped; resolves with how many it published. */
-function publishNumbered (faye: FayePeer): { stop: () => Promise<number> } {
+function publishNumbered (faye: FayePeer): { count: () => number, stop: () => Promise<number> } {
   let n = 0
   let running = true
   const loop = (async () => {
@@ -58,7 +58,7 @@ function publishNumbered (faye: FayePeer): { stop: () => Promise<number> } {
     }
     return n
   })()
-  return { stop: async () => { running = false; return await loop } }
+  return { count: () => n, stop: async () => { running = false; return await loop } }
 }
 
 function numbers (sse: SseStream): number[] {
@@ -70,8 +70,7 @@ t.test('reload - sessions added, removed, restarted; tokens and limits; invalid 
   t.teardown(fA.close)
   const fB = await startFaye({ timeoutSec: 2 })
   t.teardown(fB.close)
-  const dir = mkdtempSync(join(tmpdir(), 'bridge-reload-'))
-  t.teardown(() => { rmSync(dir, { recursive: true, force: true }) })
+  const dir = tempDir(t, 'bridge-reload-')
   const file = join(dir, 'bridge.json')
   const write = (o: object): void => { writeFileSync(file, JSON.stringify(o)) }
   write(configFile({ sessions: { keep: fA.url, gone: fA.url, moved: fA.url }, reader: READER_1, maxCallers: 100 }))
@@ -89,6 +88,8 @@ t.test('reload - sessions added, removed, restarted; tokens and limits; invalid 
   await waitFor(() => app.bridge.sessions.get('keep')!.view().subscriptions.some((s) => s.channel === '/n' && s.state === 'subscribed'), { timeoutMs: 10_000 })
   const publisher = publishNumbered(fA)
   await keep.waitEvent((e) => e.event === 'message')
+  // messages before the first reload
+  await waitFor(() => publisher.count() >= 50, { timeoutMs: 20_000 })
 
   t.equal((await reload({ authorization: `Bearer ${READER_1}` })).status, 403, 'a token without admin: true may not reload')
 
@@ -144,6 +145,9 @@ t.test('reload - sessions added, removed, restarted; tokens and limits; invalid 
   write(configFile({ sessions: { keep: fA.url, moved: fB.url, fresh: fB.url }, reader: READER_2, maxCallers: 2 }))
   t.match((await reload()).json, { outcome: 'unchanged' }, 'the same file again: unchanged')
 
+  // publishing goes on a while after the last reload too
+  const after = publisher.count() + 50
+  await waitFor(() => publisher.count() >= after, { timeoutMs: 20_000 })
   const published = await publisher.stop()
   await waitFor(() => numbers(keep).length >= published, { timeoutMs: 10_000, message: () => `keep got ${numbers(keep).length} of ${published}` })
   const got = numbers(keep)
@@ -162,8 +166,7 @@ t.test('reload - sessions added, removed, restarted; tokens and limits; invalid 
 t.test('reload - unavailable without a configuration source', async (t) => {
   const fA = await startFaye({ timeoutSec: 2 })
   t.teardown(fA.close)
-  const dir = mkdtempSync(join(tmpdir(), 'bridge-reload-'))
-  t.teardown(() => { rmSync(dir, { recursive: true, force: true }) })
+  const dir = tempDir(t, 'bridge-reload-')
   const file = join(dir, 'bridge.json')
   writeFileSync(file, JSON.stringify(configFile({ sessions: { keep: fA.url }, reader: READER_1, maxCallers: 10 })))
   const r = loaded(file, dir)
