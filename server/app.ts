@@ -99,10 +99,9 @@ export async function buildApp (config: Config, deps: AppDeps = {}): Promise<Fas
   const metrics: BridgeMetrics = new BridgeMetrics(() => sessions.values(), deps.defaultMetrics ?? true)
   const sessions = new SessionRegistry({ config, metrics, logger, createClient: deps.createClient })
   for (const [name, sessionConfig] of Object.entries(config.sessions)) sessions.create(name, sessionConfig)
-  const bridge = createBridge(config, sessions, metrics, logger)
-  app.decorate('bridge', bridge)
   const reloader = createReloader(app, { sessions, metrics, logger, source: deps.reloadSource ?? null })
-  bridge.reload = async (trigger) => await reloader.reload(trigger)
+  const bridge = createBridge(config, sessions, metrics, logger, async (trigger) => await reloader.reload(trigger))
+  app.decorate('bridge', bridge)
 
   // before any route (it intercepts upgrades); streams end with their own shutdown frame (close 1001)
   await app.register(websocket, {
@@ -137,7 +136,7 @@ export async function buildApp (config: Config, deps: AppDeps = {}): Promise<Fas
   return app
 }
 
-function createBridge (config: Config, sessions: SessionRegistry, metrics: BridgeMetrics, logger: AppLogger): Bridge & { markStarted: () => void } {
+function createBridge (config: Config, sessions: SessionRegistry, metrics: BridgeMetrics, logger: AppLogger, reload: Bridge['reload']): Bridge & { markStarted: () => void } {
   let draining = false
   let markStarted!: () => void
   const started = new Promise<void>((resolve) => { markStarted = resolve })
@@ -148,7 +147,7 @@ function createBridge (config: Config, sessions: SessionRegistry, metrics: Bridg
     get draining () { return draining },
     started,
     markStarted,
-    reload: async (): Promise<ReloadOutcome> => ({ outcome: 'unavailable', message: 'not started' }),
+    reload,
     callerCount: () => sessions.callerCount(),
     beginShutdown: () => {
       if (draining) return
