@@ -40,7 +40,9 @@ export const tokenSchema = z.strictObject({
   publish: z.array(aclPattern, { error: 'must be a list of channel patterns' }).default(() => []),
   console: bool(false),
   metrics: bool(false),
-  createSessions: bool(false)
+  createSessions: bool(false),
+  /** POST /admin/reload */
+  admin: bool(false)
 }, { error: 'a token entry must be a mapping with token or sha256' }).superRefine((entry, ctx) => {
   const n = (entry.token !== undefined ? 1 : 0) + (entry.sha256 !== undefined ? 1 : 0)
   if (n !== 1) ctx.addIssue({ code: 'custom', message: 'give exactly one of token or sha256' })

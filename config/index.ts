@@ -50,3 +50,4 @@ export {
   SESSION_NAME_RE,
   LIMITS
 } from './defaults.js'
+export { packageVersion } from './version.js'

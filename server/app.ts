@@ -8,7 +8,7 @@
  * upstream client (sends /meta/disconnect) within shutdownTimeoutMs.
  */
 import Fastify, { LogController } from 'fastify'
-import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from 'fastify'
 import websocket from '@fastify/websocket'
 import type { Config } from '../config/index.js'
 import { redactText } from '../config/redact.js'
@@ -31,6 +31,10 @@ import { SessionRegistry } from './registry.js'
 import { openSessions } from './session/startup.js'
 import { installRequestLog } from './ops/request-log.js'
 import { registerCors } from './http/cors.js'
+import { registerOpenApi } from './http/openapi.js'
+import { adminRoutes } from './http/routes/admin.js'
+import { createReloader } from './reload.js'
+import type { ConfigSource, ReloadOutcome } from './reload.js'
 
 export interface Bridge {
   readonly config: Config
@@ -46,6 +50,8 @@ export interface Bridge {
   beginShutdown: () => void
   /** settles once every configured session had its first open attempt (sessions open a few at a time) */
   readonly started: Promise<void>
+  /** re-reads the configuration and applies it (reload.ts); never rejects */
+  reload: (trigger: string) => Promise<ReloadOutcome>
 }
 
 declare module 'fastify' {
@@ -64,6 +70,10 @@ export interface AppDeps {
   createClient?: ClientFactory
   /** prom-client default process metrics (default true) */
   defaultMetrics?: boolean
+  /** told of every route as it is added (tests: the API description lists them all) */
+  onRoute?: (route: RouteOptions) => void
+  /** re-reads the configuration for a reload (main.ts: loadConfig as at start-up); without it reload is unavailable */
+  reloadSource?: ConfigSource
 }
 
 /**
@@ -99,7 +109,8 @@ export async function buildApp (config: Config, deps: AppDeps = {}): Promise<Fas
     : await (await import('./cluster/services.js')).ClusterNode.open(config.cluster, { log: logger, registry: metrics.registry })
   const sessions = new SessionRegistry({ config, metrics, logger, createClient: deps.createClient, cluster })
   for (const [name, sessionConfig] of Object.entries(config.sessions)) sessions.create(name, sessionConfig)
-  const bridge = createBridge(config, sessions, metrics, logger, cluster?.replicaId ?? null)
+  const reloader = createReloader(app, { sessions, metrics, logger, source: deps.reloadSource ?? null })
+  const bridge = createBridge(config, sessions, metrics, logger, cluster?.replicaId ?? null, async (trigger) => await reloader.reload(trigger))
   app.decorate('bridge', bridge)
 
   // before any route (it intercepts upgrades); streams end with their own shutdown frame (close 1001)
@@ -122,17 +133,20 @@ export async function buildApp (config: Config, deps: AppDeps = {}): Promise<Fas
   installAuth(app, new AccessControl(config.auth), consoleAuthHooks(consoleAssets))
   installLifecycle(app, sessions, bridge)
 
+  if (deps.onRoute !== undefined) app.addHook('onRoute', deps.onRoute)
+  await registerOpenApi(app)
   await app.register(healthRoutes)
   await app.register(sessionsRoutes)
   await app.register(eventsRoutes)
   await app.register(publishRoutes)
   await app.register(wsRoutes)
   await app.register(consoleRoutes, { assets: consoleAssets })
+  await app.register(adminRoutes)
   installDynamicSessions(app, { sessions, metrics, logger })
   return app
 }
 
-function createBridge (config: Config, sessions: SessionRegistry, metrics: BridgeMetrics, logger: AppLogger, replicaId: string | null): Bridge & { markStarted: () => void } {
+function createBridge (config: Config, sessions: SessionRegistry, metrics: BridgeMetrics, logger: AppLogger, replicaId: string | null, reload: Bridge['reload']): Bridge & { markStarted: () => void } {
   let draining = false
   let markStarted!: () => void
   const started = new Promise<void>((resolve) => { markStarted = resolve })
@@ -144,6 +158,7 @@ function createBridge (config: Config, sessions: SessionRegistry, metrics: Bridg
     get draining () { return draining },
     started,
     markStarted,
+    reload,
     callerCount: () => sessions.callerCount(),
     beginShutdown: () => {
       if (draining) return

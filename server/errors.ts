@@ -34,7 +34,10 @@ export const ErrorCode = {
   TOO_MANY_SESSIONS: 'too_many_sessions',
   NOT_DELETABLE: 'not_deletable',
   TOO_MANY_REQUESTS: 'too_many_requests',
-  AUTH_UNAVAILABLE: 'auth_unavailable'
+  AUTH_UNAVAILABLE: 'auth_unavailable',
+  // configuration reload
+  INVALID_CONFIG: 'invalid_config',
+  RELOAD_UNAVAILABLE: 'reload_unavailable'
 } as const
 export type ErrorCode = typeof ErrorCode[keyof typeof ErrorCode]
 

@@ -1,12 +1,13 @@
 #!/usr/bin/env node
 /**
  * The daemon: load the config (exit 78 when invalid), start the embedded demo upstream when no session is
- * configured, build the app, listen, and shut down cleanly on SIGTERM/SIGINT (or when the npm that started it is
- * gone) within shutdownTimeoutMs.
+ * configured, build the app, listen, reload the configuration on SIGHUP, and shut down cleanly on SIGTERM/SIGINT
+ * (or when the npm that started it is gone) within shutdownTimeoutMs.
  */
 import { CONFIG_EXIT_CODE, loadConfig } from '../config/index.js'
 import { buildApp } from './app.js'
-import type { Config } from '../config/index.js'
+import type { ConfigSource } from './reload.js'
+import type { Config, LoadOptions } from '../config/index.js'
 import { baseUrlOf, demoBanner, startDemoUpstream, wantsDemo, withDemoSession } from './demo/demo.js'
 import type { DemoUpstream } from './demo/demo.js'
 import type { FastifyInstance } from 'fastify'
@@ -16,7 +17,8 @@ import type { AppLogger } from './ops/logger.js'
 import { releaseStartupGarbage } from './session/startup.js'
 
 async function main (): Promise<void> {
-  const loaded = loadConfig({ argv: process.argv.slice(2), env: process.env, cwd: process.cwd() })
+  const options = { argv: process.argv.slice(2), env: process.env, cwd: process.cwd() }
+  const loaded = loadConfig(options)
   if (!loaded.ok) {
     process.stderr.write(ensureNewline(loaded.text))
     process.exitCode = CONFIG_EXIT_CODE
@@ -40,7 +42,7 @@ async function main (): Promise<void> {
 
   let app: Awaited<ReturnType<typeof buildApp>>
   try {
-    app = await buildApp(config, { logger })
+    app = await buildApp(config, { logger, reloadSource: reloadSource(options, demo) })
   } catch (err) {
     // a Redis the cluster cannot use (unreachable, may evict keys): refused with its reason, not a stack
     if (!(err instanceof Error) || err.name !== 'ClusterError') throw err
@@ -98,9 +100,19 @@ function stopOnSignals (app: FastifyInstance, demo: DemoUpstream | null, shutdow
       process.exit(0)
     })()
   }
+  process.on('SIGHUP', () => { if (!stopping) void app.bridge.reload('SIGHUP') })
   process.on('SIGTERM', () => { stop('SIGTERM') })
   process.on('SIGINT', () => { stop('SIGINT') })
   watchLauncher(process.env, () => { stop('launcher exited') })
+}
+
+/** A reload reads the configuration as start-up did (same flags, environment, directory); the demo stays in place. */
+function reloadSource (options: LoadOptions, demo: DemoUpstream | null): ConfigSource {
+  return () => {
+    const loaded = loadConfig(options)
+    if (!loaded.ok) return loaded
+    return { ok: true, config: demo !== null && wantsDemo(loaded.config) ? withDemoSession(loaded.config, demo.url) : loaded.config }
+  }
 }
 
 function ensureNewline (text: string): string {

@@ -44,8 +44,10 @@ export class SessionRegistry {
     const { config, metrics, logger, createClient, cluster } = this.#o
     if (sessionConfig.replay.enabled) checkDataDir(config.dataDir)
     const log = new LazyChildLogger(logger, { session: name })
+    const o = this.#o
     const options = {
-      sse: config.sse,
+      // read when a caller attaches: a reload's new stream limits apply to new callers of every session
+      get sse () { return o.config.sse },
       metrics,
       log,
       ...(createClient !== undefined ? { createClient } : {}),
@@ -62,6 +64,11 @@ export class SessionRegistry {
     }
     this.#sessions.set(name, session)
     return session
+  }
+
+  /** The configuration sessions created from now on are built with (a reload). */
+  reconfigure (config: Config): void {
+    this.#o.config = config
   }
 
   /** Unregisters the session (new requests get 404 at once); closing it is the caller's. */

@@ -201,6 +201,13 @@ export class ClusterSession {
   }
 
   /** Callers end; the holder closes its upstream, then releases the lease at once for another replica. */
+  /** Ends this replica's side of the session for good or for a restart (a reload): callers are told, then it closes. */
+  async retire (status: 'removed' | 'restarting', reason: string, deadlineMs: number): Promise<void> {
+    if (this.#closing) return
+    this.hub.announce(this.#status(status, reason))
+    await this.close(deadlineMs)
+  }
+
   async close (deadlineMs: number): Promise<void> {
     if (this.#closing) return
     this.#closing = true

@@ -31,7 +31,7 @@ import { installStreamExpiry } from './stream-expiry.js'
 export type { Principal } from './principal.js'
 
 /** What a route requires beyond a valid token; routes may declare it as `config: { access }`. */
-export type RouteAccess = 'open' | 'authenticated' | 'session' | 'console' | 'metrics' | 'deny'
+export type RouteAccess = 'open' | 'authenticated' | 'session' | 'console' | 'metrics' | 'admin' | 'deny'
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -60,7 +60,8 @@ export const ANONYMOUS: Principal = Object.freeze({
   publish: ['/**'],
   console: true,
   metrics: true,
-  createSessions: true
+  createSessions: true,
+  admin: true
 })
 
 const MAX_TOKEN_LENGTH = 4096
@@ -132,7 +133,8 @@ function principalOf (entry: TokenConfig, index: number): Principal {
     publish: [...entry.publish],
     console: entry.console,
     metrics: entry.metrics,
-    createSessions: entry.createSessions
+    createSessions: entry.createSessions,
+    admin: entry.admin
   })
 }
 
@@ -196,11 +198,12 @@ export interface AuthHooks {
 export function installAuth (app: FastifyInstance, access: AccessControl, hooks: AuthHooks = {}): void {
   app.decorate('access', access)
   app.decorateRequest('principal', null)
-  const cfg = access.config
 
   app.addHook('onRequest', async (req, reply) => {
+    // read per request: a configuration reload replaces app.access (server/reload.ts)
+    const access = app.access
     const need = routeAccess(req)
-    if (need === 'open' || isPublic(req, cfg)) return
+    if (need === 'open' || isPublic(req, access.config)) return
     try {
       const principal = await authenticateRequest(req, access)
       req.principal = principal
@@ -271,6 +274,9 @@ function authorize (req: FastifyRequest, p: Principal, need: RouteAccess, access
       return
     case 'metrics':
       if (!p.metrics) throw forbidden('This token may not read metrics (metrics: true)')
+      return
+    case 'admin':
+      if (!p.admin) throw forbidden('This token may not administer the bridge (admin: true)')
       return
     case 'session':
       authorizeSessionRoute(req, p, access)

@@ -202,7 +202,7 @@ export function installDynamicSessions (app: FastifyInstance, deps: DynamicDeps)
 
   app.post('/sessions', {
     config: { access: 'authenticated' },
-    schema: { summary: 'Open a dynamic session to an allowed upstream URL' }
+    schema: { summary: 'Open a dynamic session to an allowed upstream URL', tags: ['sessions'] }
   }, async (req, reply) => {
     const created = dynamic.create(req)
     return reply.code(201).header('Location', `/sessions/${created.name}`).send({ name: created.name, url: created.url })
@@ -210,7 +210,7 @@ export function installDynamicSessions (app: FastifyInstance, deps: DynamicDeps)
 
   app.delete<{ Params: { name: string } }>('/sessions/:name', {
     config: { access: 'session' },
-    schema: { params: sessionParams, summary: 'Close a dynamic session' }
+    schema: { params: sessionParams, summary: 'Close a dynamic session', tags: ['sessions'] }
   }, async (req, reply) => {
     const name = req.params.name
     if (!dynamic.isDynamic(name)) {

@@ -132,6 +132,7 @@ export function principalFromClaims (payload: JWTPayload, token: string, default
     console: flag(claims, 'console'),
     metrics: flag(claims, 'metrics'),
     createSessions: flag(claims, 'createSessions'),
+    admin: flag(claims, 'admin'),
     ...(typeof payload.exp === 'number' ? { expiresAt: payload.exp * 1000 + toleranceMs } : {})
   })
 }

@@ -13,6 +13,8 @@ export interface Principal {
   readonly console: boolean
   readonly metrics: boolean
   readonly createSessions: boolean
+  /** may reload the configuration (POST /admin/reload) */
+  readonly admin: boolean
   /** a JWT's `exp`, epoch ms: streams opened with it end then (jwt.ts, stream-expiry.ts) */
   readonly expiresAt?: number
 }

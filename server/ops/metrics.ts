@@ -29,6 +29,7 @@ export class BridgeMetrics {
   readonly publishDuration: Histogram<'session' | 'outcome'>
   readonly callDuration: Histogram<'session' | 'outcome'>
   readonly callersTotal: Counter<'session'>
+  readonly configReloads: Counter<'outcome'>
 
   constructor (sources: () => Iterable<SessionGaugeSource>, defaultMetrics = true) {
     const registers = [this.registry]
@@ -38,6 +39,7 @@ export class BridgeMetrics {
     this.gaps = new Counter({ name: 'cometd_bridge_resume_gaps_total', help: 'Resumes that could not be served completely (event: gap)', labelNames: ['session', 'reason'], registers })
     this.handshakes = new Counter({ name: 'cometd_bridge_upstream_handshakes_total', help: 'Successful upstream handshakes', labelNames: ['session', 'kind'], registers })
     this.reconnects = new Counter({ name: 'cometd_bridge_upstream_reconnects_total', help: 'Upstream connection re-established after a loss', labelNames: ['session'], registers })
+    this.configReloads = new Counter({ name: 'cometd_bridge_config_reloads_total', help: 'Configuration reloads (SIGHUP, POST /admin/reload) by outcome: applied, unchanged, invalid, failed', labelNames: ['outcome'], registers })
     this.callersTotal = new Counter({ name: 'cometd_bridge_callers_total', help: 'SSE callers accepted', labelNames: ['session'], registers })
     const buckets = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30]
     this.publishDuration = new Histogram({ name: 'cometd_bridge_publish_duration_seconds', help: 'POST publish latency, upstream round trip included', labelNames: ['session', 'outcome'], buckets, registers })

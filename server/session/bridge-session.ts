@@ -216,6 +216,16 @@ export class BridgeSession {
     await this.link.close(deadlineMs)
   }
 
+  /**
+   * Ends the session for good (`removed`) or for a restart (`restarting`): every caller gets an in-band `upstream`
+   * event with that status (then `event: shutdown`), and the session closes upstream within `deadlineMs`.
+   */
+  async retire (status: 'removed' | 'restarting', reason: string, deadlineMs: number): Promise<void> {
+    if (this.#closing) return
+    this.hub.announce(this.#status(status, reason))
+    await this.close(deadlineMs)
+  }
+
   view (): SessionView & ReliableView {
     return { ...sessionView(this, this.link.subs.view(), (p) => this.hub.callersOf(p), this.readiness()), ...this.link.reliable.view() }
   }

@@ -59,6 +59,9 @@ t.test('jwt - HS256: rights from the claims, and a 401 with a reason for every b
   const published = await request(`${base}/sessions/a/publish/chat/x`, { method: 'POST', headers: bearer(token), body: '{"n":1}' })
   t.equal(published.status, 200, 'publish within the claims')
   t.equal((await request(`${base}/metrics`, { headers: bearer(token) })).status, 403, 'no metrics claim: 403')
+  t.equal((await request(`${base}/admin/reload`, { method: 'POST', headers: bearer(token) })).status, 403, 'no admin claim: 403')
+  const reload = await request(`${base}/admin/reload`, { method: 'POST', headers: bearer(await hs({ ...good, admin: true })) })
+  t.equal(reload.json.error, 'reload_unavailable', 'an admin claim passes (this bridge has no config source to re-read)')
 
   const cases: Array<[string, string, string]> = [
     ['expired', await hs({ ...good, exp: now() - 60 }), 'expired'],

@@ -60,3 +60,27 @@ declare module 'fastify' {
     summary?: string
   }
 }
+
+/** A session's JSON view (session/view.ts), as the API description documents it. */
+export const sessionAnswer = {
+  description: 'A session: state, subscriptions, counters, last error (no secrets)',
+  type: 'object',
+  properties: {
+    name: { type: 'string' },
+    url: { type: 'string', description: 'credentials and query values redacted' },
+    state: { type: 'string' },
+    ready: { type: 'boolean' },
+    notReadyReason: { type: ['string', 'null'] },
+    connectionType: { type: ['string', 'null'] },
+    clientId: { type: ['string', 'null'] },
+    epoch: { type: 'string' },
+    lastEventId: { type: ['string', 'null'] },
+    callers: { type: 'integer', minimum: 0 },
+    subscriptions: { type: 'array', items: { type: 'object' } },
+    buffer: { type: 'object', properties: { size: { type: 'integer' }, capacity: { type: 'integer' } }, required: ['size', 'capacity'] },
+    counters: { type: 'object', additionalProperties: { type: 'number' } },
+    lastError: { type: ['object', 'null'] },
+    lastMessageAt: { type: ['string', 'null'] }
+  },
+  required: ['name', 'url', 'state', 'ready', 'epoch', 'callers', 'subscriptions', 'buffer', 'counters']
+} as const

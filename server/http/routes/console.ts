@@ -105,9 +105,9 @@ export const consoleRoutes: FastifyPluginAsync<{ assets: ConsoleAssets }> = asyn
   }
 
   const config = { access: 'console' } as const
-  app.get('/', { config, schema: { summary: 'The browser console' } }, async (_req, reply) => serve(reply, 'index.html'))
+  app.get('/', { config, schema: { summary: 'The browser console', tags: ['console'] } }, async (_req, reply) => serve(reply, 'index.html'))
 
-  app.get<{ Params: { file: string } }>('/console/:file', { config, schema: { summary: 'The console\'s files and its config.json' } }, async (req, reply) => {
+  app.get<{ Params: { file: string } }>('/console/:file', { config, schema: { summary: 'The console\'s files and its config.json', tags: ['console'] } }, async (req, reply) => {
     const file = req.params.file
     if (file === 'config.json') {
       const p = req.principal

@@ -25,7 +25,7 @@ const eventsQuery = {
 export const eventsRoutes: FastifyPluginAsync = async (app) => {
   app.get<EventsRoute>('/sessions/:name/events', {
     config: { access: 'session', channels: 'stream', queryToken: true },
-    schema: { params: sessionParams, querystring: eventsQuery, summary: 'Stream a session\'s channels as Server-Sent Events or NDJSON' }
+    schema: { params: sessionParams, querystring: eventsQuery, summary: 'Stream a session\'s channels as Server-Sent Events or NDJSON', tags: ['streams'] }
   }, async (req, reply) => {
     const session = getSession(app, req.params.name)
     const patterns = requestChannels(req)

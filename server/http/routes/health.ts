@@ -5,12 +5,16 @@ import { ErrorCode } from '../../errors.js'
 export const healthRoutes: FastifyPluginAsync = async (app) => {
   app.get('/healthz', {
     config: { access: 'open', probe: true },
-    schema: { summary: 'Liveness: the process answers' }
+    schema: {
+      summary: 'Liveness: the process answers',
+      tags: ['health'],
+      answers: { 200: { description: 'Alive', type: 'object', properties: { status: { const: 'ok' }, uptimeSeconds: { type: 'integer', minimum: 0 } }, required: ['status', 'uptimeSeconds'] } }
+    }
   }, async () => ({ status: 'ok', uptimeSeconds: Math.round(process.uptime()) }))
 
   app.get('/readyz', {
     config: { access: 'open', probe: true },
-    schema: { summary: 'Readiness: every session connected upstream with its permanent subscriptions' }
+    schema: { summary: 'Readiness: every session connected upstream with its permanent subscriptions', tags: ['health'] }
   }, async (_req, reply) => {
     const sessions: Record<string, { ready: boolean, reason?: string }> = {}
     const problems: string[] = []
@@ -30,7 +34,7 @@ export const healthRoutes: FastifyPluginAsync = async (app) => {
 
   app.get('/metrics', {
     config: { access: 'metrics', public: 'metrics', probe: true },
-    schema: { summary: 'Prometheus metrics' }
+    schema: { summary: 'Prometheus metrics', tags: ['health'] }
   }, async (_req, reply) => {
     const registry = app.bridge.metrics.registry
     const text = await registry.metrics()

@@ -11,7 +11,7 @@ interface ChannelRoute { Params: { name: string, '*': string } }
 export const publishRoutes: FastifyPluginAsync = async (app) => {
   app.post<ChannelRoute>('/sessions/:name/publish/*', {
     config: { access: 'session', channels: 'publish' },
-    schema: { params: channelPathParams, summary: 'Publish the JSON body on a channel upstream' }
+    schema: { params: channelPathParams, summary: 'Publish the JSON body on a channel upstream', tags: ['publish'] }
   }, async (req) => {
     const session = getSession(app, req.params.name)
     const [channel] = requestChannels(req)
@@ -21,7 +21,7 @@ export const publishRoutes: FastifyPluginAsync = async (app) => {
 
   app.post<ChannelRoute>('/sessions/:name/call/*', {
     config: { access: 'session', channels: 'call' },
-    schema: { params: channelPathParams, summary: 'Call a /service channel upstream and answer its reply' }
+    schema: { params: channelPathParams, summary: 'Call a /service channel upstream and answer its reply', tags: ['publish'] }
   }, async (req, reply) => {
     const session = getSession(app, req.params.name)
     const [channel] = requestChannels(req)

@@ -37,7 +37,7 @@ export const wsRoutes: FastifyPluginAsync = async (app) => {
     method: 'GET',
     url: '/sessions/:name/ws',
     config: { access: 'session' },
-    schema: { params: sessionParams, summary: 'A WebSocket: subscribe, unsubscribe, publish and call in JSON frames' },
+    schema: { params: sessionParams, summary: 'A WebSocket: subscribe, unsubscribe, publish and call in JSON frames', tags: ['streams'] },
     // runs before the upgrade: a refusal is a plain HTTP answer
     preHandler: async (req) => {
       getSession(app, req.params.name)
