@@ -1,18 +1,18 @@
 /**
- * The Bayeux session engine: one state field changed through `setState()`, the handshake with transport
- * negotiation, the advice-driven /meta/connect loop, request dispatch with deadlines, reply correlation, and
- * reconnection (backoff with full jitter; re-handshake on an unknown session). `Client` (client.ts) adds the user
- * API — subscriptions, publish, receive — on top of the hooks at the end of this class.
+ * The Bayeux session engine: one state field changed through `setState()`, the handshake, the advice-driven
+ * /meta/connect loop and reconnection (backoff with full jitter; re-handshake on an unknown session). Its parts
+ * each read the session through a narrow host: Outbox (requests), Inbox (received payloads), Transports
+ * (negotiation), reconnect.ts (what to do after a refusal). `Client` (client.ts) adds the user API —
+ * subscriptions, publish, receive — on top of the hooks at the end of this class.
  *
  * A generation counter (`gen`) is bumped by every open() and close(): loops and callbacks of an older generation
  * see the change and stop, so a late reply can never act on a newer session.
  */
 import { EventEmitter } from 'node:events'
+import { Authenticator } from './authenticator.js'
 import { Backoff } from './backoff.js'
-import { originOutcome, throughGate } from './connect-gate.js'
-import {
-  ClientError, ClientInvalidOperation, CometdError, ServerError, TransportError, WebSocketUpgradeError
-} from './errors.js'
+import { throughGate } from './connect-gate.js'
+import { ClientInvalidOperation, CometdError, ServerError, TransportError } from './errors.js'
 import { ClientState } from './events.js'
 import type { ClientEvents, ClientStats, StateChange } from './events.js'
 import { Inbox } from './inbox.js'
@@ -20,9 +20,8 @@ import type { ClientOptions, ConnectionType, Logger } from './options.js'
 import { Outbox } from './outbox.js'
 import type { Outgoing, OutboxHost } from './outgoing.js'
 import type { Message } from './protocol/message.js'
-import {
-  adviceFrom, authFailure, credentialsRefused, initialAdvice, limitError, resolveOptions, resolveUrl, silentLogger, unknownSession
-} from './session-options.js'
+import { connectRejection, handshakeFailure, lostWait } from './reconnect.js'
+import { adviceAfter, authFailure, credentialsRefused, initialAdvice, resolveOptions, resolveUrl, silentLogger } from './session-options.js'
 import type { CurrentAdvice, ResolvedOptions } from './session-options.js'
 import { Sleeps } from './sleeps.js'
 import type { Transport } from './transport/transport.js'
@@ -53,7 +52,7 @@ export class BayeuxSession extends EventEmitter<ClientEvents> {
   #rehandshakesWithoutConnect = 0
   #downSince: number | null = null
   #closing: Promise<void> | null = null
-  #authenticating: Promise<void> | null = null
+  readonly #auth: Authenticator
   /** aborted by #release: a wait for a connect-gate turn ends with the session */
   #attempts = new AbortController()
   protected terminalError: CometdError | null = null
@@ -68,32 +67,30 @@ export class BayeuxSession extends EventEmitter<ClientEvents> {
     this.logger = options.logger ?? silentLogger
     this.#backoff = new Backoff(options.backoff)
     this.#advice = initialAdvice(this.options)
+    this.#auth = new Authenticator(this.options.auth, this.logger)
     const self = this
+    const common = { options: this.options, logger: this.logger, counters: this.counters }
     const host: OutboxHost = {
-      options: this.options,
-      logger: this.logger,
-      counters: this.counters,
+      ...common,
       get transport () { return self.#transports.current },
       get connected () { return self.#state === ClientState.CONNECTED },
       get clientId () { return self.#clientId },
       get connectHoldMs () { return self.#advice.timeout },
-      authenticate: async () => { await this.#authenticate() }
+      authenticate: async () => { await this.#auth.authenticate() }
     }
     this.#outbox = new Outbox(host)
     this.#inbox = new Inbox({
-      options: this.options,
-      logger: this.logger,
-      counters: this.counters,
+      ...common,
       outbox: this.#outbox,
       onEvent: (message) => { this.onEvent(message) },
       onUnmatchedReply: (message) => { this.onUnmatchedReply(message) }
     })
     this.#transports = new Transports({
+      ...common,
       url: this.url,
-      options: this.options,
-      logger: this.logger,
       receive: (payload, headers) => this.#inbox.receive(payload, headers),
-      closed: (transport, error) => { this.#outbox.transportClosed(transport, error) }
+      closed: (transport, error) => { this.#outbox.transportClosed(transport, error) },
+      transportError: (error) => { this.emit('transportError', error) }
     })
   }
 
@@ -144,7 +141,7 @@ export class BayeuxSession extends EventEmitter<ClientEvents> {
       this.setState(ClientState.CONNECTING, 'handshake-ok')
       const reply = await this.#sendConnect()
       this.#checkGen(gen)
-      this.#updateAdvice(reply)
+      this.#advice = adviceAfter(reply, this.#advice, this.options.advice, this.logger)
       if (reply.successful !== true) throw new ServerError('Connect request failed.', reply)
       this.onOpened()
       this.#onConnected('connect-ok')
@@ -207,35 +204,12 @@ export class BayeuxSession extends EventEmitter<ClientEvents> {
   async #handshake (gen: number, rehandshake: boolean): Promise<void> {
     this.#clientId = null
     const candidates = this.#transports.candidates()
-    let reply: Message | null = null
-    let lastError: unknown = null
-    let used: Transport | null = null
-    for (const type of candidates) {
-      const transport = this.#transports.get(type)
-      try {
-        // each try is a connection to the origin: one turn of the connect gate each (a refused websocket try does
-        // not bring a long-polling try at once)
-        reply = await this.#gated(async () => await this.#handshakeOn(transport))
-        used = transport
-        break
-      } catch (error) {
-        this.#checkGen(gen)
-        lastError = error
-        if (type === 'websocket' && error instanceof WebSocketUpgradeError) this.#transports.wsRefused = true
-        if (!(error instanceof TransportError)) throw error
-        this.logger.debug({ err: error, type }, 'handshake failed over this transport')
-        // the origin refused: say so now (the next try may wait for the connect gate), not only when all failed
-        if (originOutcome(error) === 'refused' && candidates.at(-1) !== type) this.emit('transportError', error)
-      }
-    }
+    // each try is a connection to the origin: one turn of the connect gate each (a refused websocket try does not
+    // bring a long-polling try at once)
+    const { reply, used } = await this.#transports.firstReply(
+      candidates, async (transport) => await this.#gated(async () => await this.#handshakeOn(transport)), () => { this.#checkGen(gen) })
     this.#checkGen(gen)
-    if (reply === null || used === null) {
-      if (this.#transports.wsRefused && !this.options.connectionTypes.includes('long-polling')) {
-        throw new ClientError('The server does not accept websocket connections and only websocket was allowed', { cause: lastError })
-      }
-      throw lastError
-    }
-    this.#updateAdvice(reply)
+    this.#advice = adviceAfter(reply, this.#advice, this.options.advice, this.logger)
     if (reply.successful !== true) throw new ServerError('Handshake request failed.', reply)
     if (typeof reply.clientId !== 'string' || reply.clientId === '') {
       throw new TransportError('The handshake reply has no clientId')
@@ -252,24 +226,13 @@ export class BayeuxSession extends EventEmitter<ClientEvents> {
     const message = this.#transports.handshakeMessage()
     let [reply] = await this.#outbox.request([message], { timeoutMs: this.options.maxNetworkDelayMs, transport })
     if (reply !== undefined && reply.successful !== true && this.options.auth !== null && authFailure(reply)) {
-      await this.#authenticate()
+      await this.#auth.authenticate()
       const again = { ...message }
       delete again.id
       ;[reply] = await this.#outbox.request([again], { timeoutMs: this.options.maxNetworkDelayMs, transport })
     }
     if (reply === undefined) throw new TransportError('No reply to the handshake')
     return reply
-  }
-
-  async #authenticate (): Promise<void> {
-    const auth = this.options.auth
-    if (auth === null) return
-    this.#authenticating ??= auth.authenticate().finally(() => { this.#authenticating = null })
-    try {
-      await this.#authenticating
-    } catch (error) {
-      throw new ClientError('Authentication failed', { cause: error })
-    }
   }
 
   // ---------------------------------------------------------------- the /meta/connect loop
@@ -303,7 +266,7 @@ export class BayeuxSession extends EventEmitter<ClientEvents> {
           continue
         }
         if (this.gen !== gen) return
-        this.#updateAdvice(reply)
+        this.#advice = adviceAfter(reply, this.#advice, this.options.advice, this.logger)
         if (reply.successful === true) {
           this.#firstConnect = false
           this.#onConnected(this.#state === ClientState.CONNECTED ? 'connect-ok' : 'reconnected')
@@ -322,30 +285,23 @@ export class BayeuxSession extends EventEmitter<ClientEvents> {
   /** An unsuccessful /meta/connect reply: follow the advice. */
   async #connectRejected (gen: number, reply: Message): Promise<void> {
     const error = new ServerError('Connect request failed.', reply)
-    let action = reply.advice?.reconnect ?? (unknownSession(reply) ? 'handshake' : 'retry')
-    // Salesforce sometimes says `none` with 403::Unknown client: the session is gone, a new one is fine.
-    if (action === 'none' && unknownSession(reply)) action = 'handshake'
-    // Daily or concurrent limits: wait (hard backoff) and try again, never stop for good.
-    if (action === 'none' && limitError(reply)) action = 'retry'
-    if (this.options.auth !== null && authFailure(reply)) {
-      await this.#authenticate().catch((err: unknown) => this.logger.warn({ err }, 'authenticate() failed'))
-      action = 'handshake'
-    }
+    const { action, authenticate, hard } = connectRejection(reply, this.options.auth !== null)
+    if (authenticate) await this.#auth.authenticateOrWarn()
     if (action === 'none') {
       await this.#terminate(gen, new ServerError('Connection closed by the server', reply))
       return
     }
     if (action === 'handshake') {
       this.#needHandshake = true
-      if (this.#rehandshakesWithoutConnect > 0 || limitError(reply)) {
-        await this.#connectionLost('session-unknown', error, limitError(reply))
+      if (this.#rehandshakesWithoutConnect > 0 || hard) {
+        await this.#connectionLost('session-unknown', error, hard)
       } else {
         this.#markDown()
         this.emit('transportError', error)
       }
       return
     }
-    await this.#connectionLost('connect-failed', error, limitError(reply))
+    await this.#connectionLost('connect-failed', error, hard)
   }
 
   #markDown (): void {
@@ -359,18 +315,11 @@ export class BayeuxSession extends EventEmitter<ClientEvents> {
     this.emit('transportError', cometdError)
     this.#firstConnect = true
     if (error instanceof TransportError) this.#transports.current?.reset(reason)
-    const now = Date.now()
-    // while the connect gate says the origin refuses, it paces the next attempt (shared with its other clients)
-    const gate = this.options.connectGate
-    const paced = gate !== null && !hard && gate.state === 'refusing'
-    const delay = paced ? gate.retryInMs : this.#backoff.next(now, this.#advice.interval, hard)
-    const { timeout, interval, maxInterval } = this.#advice
-    if (maxInterval > 0 && now - (this.#downSince ?? now) + delay > timeout + interval + maxInterval) {
-      this.#needHandshake = true // the server has surely expired the session by now
-    }
+    const { delayMs: delay, paced, expired } = lostWait(this.options.connectGate, this.#backoff, this.#advice, this.#downSince, hard)
+    if (expired) this.#needHandshake = true
     // every refusal of the credentials is told to the auth extension, so the next attempt has a fresh token
     if (this.options.auth !== null && credentialsRefused(error)) {
-      await this.#authenticate().catch((err: unknown) => this.logger.warn({ err }, 'authenticate() failed'))
+      await this.#auth.authenticateOrWarn()
     }
     this.setState(ClientState.RECONNECTING, reason, { error: cometdError, delayMs: delay })
     if (!paced) await this.#sleeps.sleep(delay)
@@ -392,22 +341,9 @@ export class BayeuxSession extends EventEmitter<ClientEvents> {
     } catch (error) {
       if (this.gen !== gen) return
       this.#needHandshake = true
-      if (error instanceof ServerError && error.response !== null) {
-        const reply = error.response
-        const action = reply.advice?.reconnect ?? 'handshake'
-        // A limit error is waited out (hard backoff), never final: the org's limit frees up again.
-        if (action === 'none' && !unknownSession(reply) && !limitError(reply) && !(this.options.auth !== null && authFailure(reply))) {
-          await this.#terminate(gen, error)
-          return
-        }
-        await this.#connectionLost('handshake-failed', error, limitError(reply))
-        return
-      }
-      if (error instanceof ClientError) {
-        await this.#terminate(gen, error)
-        return
-      }
-      await this.#connectionLost('handshake-failed', error as Error)
+      const failure = handshakeFailure(error, this.options.auth !== null)
+      if (failure.action === 'none') await this.#terminate(gen, error as CometdError)
+      else await this.#connectionLost('handshake-failed', error as Error, failure.hard)
       return
     }
     if (this.gen !== gen) return
@@ -426,15 +362,6 @@ export class BayeuxSession extends EventEmitter<ClientEvents> {
       this.setState(ClientState.CONNECTED, reason)
       this.onConnected()
       this.#outbox.scheduleFlush()
-    }
-  }
-
-  #updateAdvice (reply: Message): void {
-    const advice = reply.advice
-    if (advice === undefined || (reply.channel !== '/meta/connect' && reply.channel !== '/meta/handshake')) return
-    this.#advice = adviceFrom(advice, this.options.advice)
-    if (advice['multiple-clients'] === true) {
-      this.logger.warn('the server saw several sessions from this client\'s browser cookie (multiple-clients advice)')
     }
   }
 

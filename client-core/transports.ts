@@ -3,7 +3,9 @@
  * use), whether the server refused the websocket upgrade, the transport chosen by the last handshake, and the
  * handshake message that offers our connection types.
  */
-import { ClientError } from './errors.js'
+import { originOutcome } from './connect-gate.js'
+import { ClientError, TransportError, WebSocketUpgradeError } from './errors.js'
+import type { CometdError } from './errors.js'
 import type { Headers } from './extensions.js'
 import type { ConnectionType, Logger } from './options.js'
 import { parsePayload } from './protocol/codec.js'
@@ -22,6 +24,8 @@ export interface TransportsHost {
   readonly logger: Logger
   receive: (payload: Payload, headers: Headers | null) => void | Promise<void>
   closed: (transport: Transport, error: Error) => void
+  /** a failure worth telling the user about now (emitted as `transportError`) */
+  transportError: (error: CometdError) => void
 }
 
 export class Transports {
@@ -67,6 +71,34 @@ export class Transports {
     const candidates = this.#host.options.connectionTypes.filter((type) => type !== 'websocket' || !this.wsRefused)
     if (candidates.length === 0) throw new ClientError('The server refused the websocket upgrade and long-polling is not allowed')
     return candidates
+  }
+
+  /**
+   * Tries `attempt` (a handshake) over each candidate type in turn until one replies, remembering a refused websocket
+   * upgrade. `failed` runs first after each failure (the session throws there when it was closed meanwhile).
+   */
+  async firstReply (
+    candidates: ConnectionType[], attempt: (transport: Transport) => Promise<Message>, failed: () => void
+  ): Promise<{ reply: Message, used: Transport }> {
+    let lastError: unknown = null
+    for (const type of candidates) {
+      const transport = this.get(type)
+      try {
+        return { reply: await attempt(transport), used: transport }
+      } catch (error) {
+        failed()
+        lastError = error
+        if (type === 'websocket' && error instanceof WebSocketUpgradeError) this.wsRefused = true
+        if (!(error instanceof TransportError)) throw error
+        this.#host.logger.debug({ err: error, type }, 'handshake failed over this transport')
+        // the origin refused: say so now (the next try may wait for the connect gate), not only when all failed
+        if (originOutcome(error) === 'refused' && candidates.at(-1) !== type) this.#host.transportError(error)
+      }
+    }
+    if (this.wsRefused && !this.#host.options.connectionTypes.includes('long-polling')) {
+      throw new ClientError('The server does not accept websocket connections and only websocket was allowed', { cause: lastError })
+    }
+    throw lastError
   }
 
   /**
