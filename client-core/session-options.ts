@@ -98,6 +98,16 @@ export function initialAdvice (options: ResolvedOptions): CurrentAdvice {
   return { reconnect: 'retry', timeout: options.advice.timeout, interval: options.advice.interval, maxInterval: 0 }
 }
 
+/** The advice after a /meta/connect or /meta/handshake reply (others leave it as it was). */
+export function adviceAfter (reply: Message, current: CurrentAdvice, defaults: { timeout: number, interval: number }, logger: Logger): CurrentAdvice {
+  const advice = reply.advice
+  if (advice === undefined || (reply.channel !== '/meta/connect' && reply.channel !== '/meta/handshake')) return current
+  if (advice['multiple-clients'] === true) {
+    logger.warn('the server saw several sessions from this client\'s browser cookie (multiple-clients advice)')
+  }
+  return adviceFrom(advice, defaults)
+}
+
 /** The advice of a reply merged over the defaults (numbers clamped to 0 … 600,000 ms). */
 export function adviceFrom (advice: Advice, defaults: { timeout: number, interval: number }): CurrentAdvice {
   const num = (value: unknown, fallback: number): number =>

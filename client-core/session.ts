@@ -1,37 +1,31 @@
 /**
- * The Bayeux session engine: one state field changed through `setState()`, the handshake with transport
- * negotiation, the advice-driven /meta/connect loop, request dispatch with deadlines, reply correlation, and
- * reconnection (backoff with full jitter; re-handshake on an unknown session). `Client` (client.ts) adds the user
- * API — subscriptions, publish, receive — on top of the hooks at the end of this class.
+ * The Bayeux session engine: one state field changed through `setState()`, the handshake, the advice-driven
+ * /meta/connect loop and reconnection (backoff with full jitter; re-handshake on an unknown session). Its parts
+ * each read the session through a narrow host: Outbox (requests), Inbox (received payloads), Transports
+ * (negotiation), reconnect.ts (what to do after a refusal). `Client` (client.ts) adds the user API —
+ * subscriptions, publish, receive — on top of the hooks at the end of this class.
  *
  * A generation counter (`gen`) is bumped by every open() and close(): loops and callbacks of an older generation
  * see the change and stop, so a late reply can never act on a newer session.
  */
 import { EventEmitter } from 'node:events'
+import { Authenticator } from './authenticator.js'
 import { Backoff } from './backoff.js'
-import { originOutcome, throughGate } from './connect-gate.js'
-import {
-  ClientError, ClientInvalidOperation, CometdError, ServerError, TransportError, WebSocketUpgradeError
-} from './errors.js'
+import { throughGate } from './connect-gate.js'
+import { ClientInvalidOperation, CometdError, ServerError, TransportError } from './errors.js'
 import { ClientState } from './events.js'
 import type { ClientEvents, ClientStats, StateChange } from './events.js'
-import { Extension } from './extensions.js'
-import type { Headers } from './extensions.js'
+import { Inbox } from './inbox.js'
 import type { ClientOptions, ConnectionType, Logger } from './options.js'
 import { Outbox } from './outbox.js'
 import type { Outgoing, OutboxHost } from './outgoing.js'
-import { parsePayload } from './protocol/codec.js'
-import { isReply } from './protocol/message.js'
-import type { Message, Payload } from './protocol/message.js'
-import {
-  adviceFrom, authFailure, credentialsRefused, initialAdvice, limitError, resolveOptions, resolveUrl, silentLogger, unknownSession
-} from './session-options.js'
+import type { Message } from './protocol/message.js'
+import { connectRejection, handshakeFailure, lostWait } from './reconnect.js'
+import { adviceAfter, authFailure, credentialsRefused, initialAdvice, resolveOptions, resolveUrl, silentLogger } from './session-options.js'
 import type { CurrentAdvice, ResolvedOptions } from './session-options.js'
-import { LongPollingTransport } from './transport/long-polling.js'
-import { SessionCookieJar } from './transport/transport.js'
-import type { Transport, TransportContext } from './transport/transport.js'
-import { proxyFor } from './proxy.js'
-import { WebSocketTransport } from './transport/websocket.js'
+import { Sleeps } from './sleeps.js'
+import type { Transport } from './transport/transport.js'
+import { Transports } from './transports.js'
 
 export type { Outgoing } from './outgoing.js'
 export { unknownSession } from './session-options.js'
@@ -43,23 +37,22 @@ export class BayeuxSession extends EventEmitter<ClientEvents> {
   protected gen = 0
   #state: ClientState = ClientState.DISCONNECTED
   #clientId: string | null = null
-  #transport: Transport | null = null
-  #transports = new Map<ConnectionType, Transport>()
-  #wsRefused = false
-  #cookies = new SessionCookieJar()
+  /** negotiation: the transports by type, the current one, a refused websocket upgrade */
+  readonly #transports: Transports
   #advice: CurrentAdvice
   /** requests: queue, batching, deadlines, reply correlation */
   readonly #outbox: Outbox
-  /** the incoming hooks to await on every payload: auth, then the extensions; those that do not override incoming() are left out */
-  readonly #incomingHooks: Extension[]
-  #sleeps = new Set<{ timer: NodeJS.Timeout, resolve: () => void }>()
+  /** received payloads: incoming hooks, replies to the outbox, events to the client */
+  readonly #inbox: Inbox
+  /** the waits of the connect loop, ended all at once by #release */
+  readonly #sleeps = new Sleeps()
   #backoff: Backoff
   #firstConnect = true
   #needHandshake = false
   #rehandshakesWithoutConnect = 0
   #downSince: number | null = null
   #closing: Promise<void> | null = null
-  #authenticating: Promise<void> | null = null
+  readonly #auth: Authenticator
   /** aborted by #release: a wait for a connect-gate turn ends with the session */
   #attempts = new AbortController()
   protected terminalError: CometdError | null = null
@@ -74,27 +67,38 @@ export class BayeuxSession extends EventEmitter<ClientEvents> {
     this.logger = options.logger ?? silentLogger
     this.#backoff = new Backoff(options.backoff)
     this.#advice = initialAdvice(this.options)
-    this.#incomingHooks = [...(this.options.auth === null ? [] : [this.options.auth]), ...this.options.extensions]
-      .filter((extension) => extension.incoming !== Extension.prototype.incoming)
+    this.#auth = new Authenticator(this.options.auth, this.logger)
     const self = this
+    const common = { options: this.options, logger: this.logger, counters: this.counters }
     const host: OutboxHost = {
-      options: this.options,
-      logger: this.logger,
-      counters: this.counters,
-      get transport () { return self.#transport },
+      ...common,
+      get transport () { return self.#transports.current },
       get connected () { return self.#state === ClientState.CONNECTED },
       get clientId () { return self.#clientId },
       get connectHoldMs () { return self.#advice.timeout },
-      authenticate: async () => { await this.#authenticate() }
+      authenticate: async () => { await this.#auth.authenticate() }
     }
     this.#outbox = new Outbox(host)
+    this.#inbox = new Inbox({
+      ...common,
+      outbox: this.#outbox,
+      onEvent: (message) => { this.onEvent(message) },
+      onUnmatchedReply: (message) => { this.onUnmatchedReply(message) }
+    })
+    this.#transports = new Transports({
+      ...common,
+      url: this.url,
+      receive: (payload, headers) => this.#inbox.receive(payload, headers),
+      closed: (transport, error) => { this.#outbox.transportClosed(transport, error) },
+      transportError: (error) => { this.emit('transportError', error) }
+    })
   }
 
   // ---------------------------------------------------------------- observable state
 
   get state (): ClientState { return this.#state }
   get clientId (): string | null { return this.#clientId }
-  get connectionType (): ConnectionType | null { return this.#transport?.type ?? null }
+  get connectionType (): ConnectionType | null { return this.#transports.current?.type ?? null }
   get stats (): ClientStats { return { ...this.counters } }
   /** The latest advice from the server, merged over the defaults. */
   get advice (): Readonly<CurrentAdvice> { return { ...this.#advice } }
@@ -119,10 +123,7 @@ export class BayeuxSession extends EventEmitter<ClientEvents> {
     if (this.#closing !== null) await this.#closing
     if (this.#state !== ClientState.DISCONNECTED) throw new ClientInvalidOperation('Client is already open.')
     const gen = ++this.gen
-    this.#cookies = new SessionCookieJar()
-    this.#transports = new Map()
-    this.#transport = null
-    this.#wsRefused = false
+    this.#transports.reset()
     this.#clientId = null
     this.#downSince = null
     this.#needHandshake = false
@@ -140,7 +141,7 @@ export class BayeuxSession extends EventEmitter<ClientEvents> {
       this.setState(ClientState.CONNECTING, 'handshake-ok')
       const reply = await this.#sendConnect()
       this.#checkGen(gen)
-      this.#updateAdvice(reply)
+      this.#advice = adviceAfter(reply, this.#advice, this.options.advice, this.logger)
       if (reply.successful !== true) throw new ServerError('Connect request failed.', reply)
       this.onOpened()
       this.#onConnected('connect-ok')
@@ -164,7 +165,7 @@ export class BayeuxSession extends EventEmitter<ClientEvents> {
     const gen = ++this.gen
     this.setState(ClientState.DISCONNECTING, 'close')
     this.#outbox.abortAll(new ClientInvalidOperation('The client is closing'))
-    if (wasConnected && this.#clientId !== null && this.#transport !== null) {
+    if (wasConnected && this.#clientId !== null && this.#transports.current !== null) {
       try {
         await this.#outbox.request([{ channel: '/meta/disconnect' }], { timeoutMs: this.options.maxNetworkDelayMs })
       } catch (error) {
@@ -179,13 +180,9 @@ export class BayeuxSession extends EventEmitter<ClientEvents> {
     if (this.gen === gen) this.gen++
     this.#attempts.abort(error)
     this.#outbox.release(error)
-    for (const sleep of this.#sleeps) { clearTimeout(sleep.timer); sleep.resolve() }
-    this.#sleeps.clear()
-    const transports = [...this.#transports.values()]
-    this.#transports.clear()
-    this.#transport = null
+    this.#sleeps.releaseAll()
     this.#clientId = null
-    await Promise.all(transports.map(async (t) => await t.close().catch(() => {})))
+    await this.#transports.closeAll()
     this.onRelease(error)
     this.setState(ClientState.DISCONNECTED, reason, error instanceof CometdError && reason !== 'close' ? { error } : {})
   }
@@ -203,65 +200,21 @@ export class BayeuxSession extends EventEmitter<ClientEvents> {
 
   // ---------------------------------------------------------------- handshake and negotiation
 
-  #transportFor (type: ConnectionType): Transport {
-    let transport = this.#transports.get(type)
-    if (transport === undefined) {
-      transport = type === 'websocket' ? new WebSocketTransport(this.#context) : new LongPollingTransport(this.#context)
-      this.#transports.set(type, transport)
-    }
-    return transport
-  }
-
   /** Handshakes over the preferred transport, falling back to long-polling when the websocket upgrade fails. */
   async #handshake (gen: number, rehandshake: boolean): Promise<void> {
     this.#clientId = null
-    const allowed = this.options.connectionTypes
-    const candidates = allowed.filter((type) => type !== 'websocket' || !this.#wsRefused)
-    if (candidates.length === 0) throw new ClientError('The server refused the websocket upgrade and long-polling is not allowed')
-    let reply: Message | null = null
-    let lastError: unknown = null
-    let used: Transport | null = null
-    for (const type of candidates) {
-      const transport = this.#transportFor(type)
-      try {
-        // each try is a connection to the origin: one turn of the connect gate each (a refused websocket try does
-        // not bring a long-polling try at once)
-        reply = await this.#gated(async () => await this.#handshakeOn(transport))
-        used = transport
-        break
-      } catch (error) {
-        this.#checkGen(gen)
-        lastError = error
-        if (type === 'websocket' && error instanceof WebSocketUpgradeError) this.#wsRefused = true
-        if (!(error instanceof TransportError)) throw error
-        this.logger.debug({ err: error, type }, 'handshake failed over this transport')
-        // the origin refused: say so now (the next try may wait for the connect gate), not only when all failed
-        if (originOutcome(error) === 'refused' && candidates.at(-1) !== type) this.emit('transportError', error)
-      }
-    }
+    const candidates = this.#transports.candidates()
+    // each try is a connection to the origin: one turn of the connect gate each (a refused websocket try does not
+    // bring a long-polling try at once)
+    const { reply, used } = await this.#transports.firstReply(
+      candidates, async (transport) => await this.#gated(async () => await this.#handshakeOn(transport)), () => { this.#checkGen(gen) })
     this.#checkGen(gen)
-    if (reply === null || used === null) {
-      if (this.#wsRefused && !allowed.includes('long-polling')) {
-        throw new ClientError('The server does not accept websocket connections and only websocket was allowed', { cause: lastError })
-      }
-      throw lastError
-    }
-    this.#updateAdvice(reply)
+    this.#advice = adviceAfter(reply, this.#advice, this.options.advice, this.logger)
     if (reply.successful !== true) throw new ServerError('Handshake request failed.', reply)
     if (typeof reply.clientId !== 'string' || reply.clientId === '') {
       throw new TransportError('The handshake reply has no clientId')
     }
-    // Choose, in our order of preference, a type the server supports; websocket only if it worked or was not tried.
-    const offered = Array.isArray(reply.supportedConnectionTypes) ? reply.supportedConnectionTypes : [used.type]
-    const wsFailed = used.type !== 'websocket' && candidates.includes('websocket')
-    const chosen = allowed.find((type) => offered.includes(type) && !(type === 'websocket' && (wsFailed || this.#wsRefused)))
-    if (chosen === undefined) {
-      throw new ClientError('None of the connection types offered by the server are supported.')
-    }
-    this.#transport = this.#transportFor(chosen)
-    for (const [type, transport] of this.#transports) {
-      if (type !== chosen) { this.#transports.delete(type); void transport.close() }
-    }
+    const chosen = this.#transports.choose(reply, used, candidates)
     this.#clientId = reply.clientId
     this.#firstConnect = true
     this.counters.handshakes++
@@ -270,19 +223,10 @@ export class BayeuxSession extends EventEmitter<ClientEvents> {
   }
 
   async #handshakeOn (transport: Transport): Promise<Message> {
-    const props = this.options.handshakeProps
-    const message: Message = {
-      ...props,
-      channel: '/meta/handshake',
-      version: '1.0',
-      minimumVersion: '1.0',
-      supportedConnectionTypes: [...this.options.connectionTypes],
-      advice: { timeout: this.options.advice.timeout, interval: this.options.advice.interval }
-    }
-    if (props.ext !== undefined) message.ext = structuredClone(props.ext as Record<string, unknown>)
+    const message = this.#transports.handshakeMessage()
     let [reply] = await this.#outbox.request([message], { timeoutMs: this.options.maxNetworkDelayMs, transport })
     if (reply !== undefined && reply.successful !== true && this.options.auth !== null && authFailure(reply)) {
-      await this.#authenticate()
+      await this.#auth.authenticate()
       const again = { ...message }
       delete again.id
       ;[reply] = await this.#outbox.request([again], { timeoutMs: this.options.maxNetworkDelayMs, transport })
@@ -291,21 +235,10 @@ export class BayeuxSession extends EventEmitter<ClientEvents> {
     return reply
   }
 
-  async #authenticate (): Promise<void> {
-    const auth = this.options.auth
-    if (auth === null) return
-    this.#authenticating ??= auth.authenticate().finally(() => { this.#authenticating = null })
-    try {
-      await this.#authenticating
-    } catch (error) {
-      throw new ClientError('Authentication failed', { cause: error })
-    }
-  }
-
   // ---------------------------------------------------------------- the /meta/connect loop
 
   async #sendConnect (): Promise<Message> {
-    const message: Message = { channel: '/meta/connect', connectionType: this.#transport?.type ?? 'long-polling' }
+    const message: Message = { channel: '/meta/connect', connectionType: this.#transports.current?.type ?? 'long-polling' }
     const held = this.#firstConnect ? 0 : this.#advice.timeout
     if (this.#firstConnect) message.advice = { timeout: 0 }
     const [reply] = await this.#outbox.request([message], { timeoutMs: held + this.options.maxNetworkDelayMs, isConnect: true })
@@ -321,7 +254,7 @@ export class BayeuxSession extends EventEmitter<ClientEvents> {
           continue
         }
         const interval = this.#state === ClientState.CONNECTED ? this.#advice.interval : 0
-        if (interval > 0) await this.#sleep(interval)
+        if (interval > 0) await this.#sleeps.sleep(interval)
         if (this.gen !== gen) return
         let reply: Message
         try {
@@ -333,7 +266,7 @@ export class BayeuxSession extends EventEmitter<ClientEvents> {
           continue
         }
         if (this.gen !== gen) return
-        this.#updateAdvice(reply)
+        this.#advice = adviceAfter(reply, this.#advice, this.options.advice, this.logger)
         if (reply.successful === true) {
           this.#firstConnect = false
           this.#onConnected(this.#state === ClientState.CONNECTED ? 'connect-ok' : 'reconnected')
@@ -352,30 +285,23 @@ export class BayeuxSession extends EventEmitter<ClientEvents> {
   /** An unsuccessful /meta/connect reply: follow the advice. */
   async #connectRejected (gen: number, reply: Message): Promise<void> {
     const error = new ServerError('Connect request failed.', reply)
-    let action = reply.advice?.reconnect ?? (unknownSession(reply) ? 'handshake' : 'retry')
-    // Salesforce sometimes says `none` with 403::Unknown client: the session is gone, a new one is fine.
-    if (action === 'none' && unknownSession(reply)) action = 'handshake'
-    // Daily or concurrent limits: wait (hard backoff) and try again, never stop for good.
-    if (action === 'none' && limitError(reply)) action = 'retry'
-    if (this.options.auth !== null && authFailure(reply)) {
-      await this.#authenticate().catch((err: unknown) => this.logger.warn({ err }, 'authenticate() failed'))
-      action = 'handshake'
-    }
+    const { action, authenticate, hard } = connectRejection(reply, this.options.auth !== null)
+    if (authenticate) await this.#auth.authenticateOrWarn()
     if (action === 'none') {
       await this.#terminate(gen, new ServerError('Connection closed by the server', reply))
       return
     }
     if (action === 'handshake') {
       this.#needHandshake = true
-      if (this.#rehandshakesWithoutConnect > 0 || limitError(reply)) {
-        await this.#connectionLost('session-unknown', error, limitError(reply))
+      if (this.#rehandshakesWithoutConnect > 0 || hard) {
+        await this.#connectionLost('session-unknown', error, hard)
       } else {
         this.#markDown()
         this.emit('transportError', error)
       }
       return
     }
-    await this.#connectionLost('connect-failed', error, limitError(reply))
+    await this.#connectionLost('connect-failed', error, hard)
   }
 
   #markDown (): void {
@@ -388,22 +314,15 @@ export class BayeuxSession extends EventEmitter<ClientEvents> {
     const cometdError = error instanceof CometdError ? error : new TransportError(error.message, { cause: error })
     this.emit('transportError', cometdError)
     this.#firstConnect = true
-    if (error instanceof TransportError) this.#transport?.reset(reason)
-    const now = Date.now()
-    // while the connect gate says the origin refuses, it paces the next attempt (shared with its other clients)
-    const gate = this.options.connectGate
-    const paced = gate !== null && !hard && gate.state === 'refusing'
-    const delay = paced ? gate.retryInMs : this.#backoff.next(now, this.#advice.interval, hard)
-    const { timeout, interval, maxInterval } = this.#advice
-    if (maxInterval > 0 && now - (this.#downSince ?? now) + delay > timeout + interval + maxInterval) {
-      this.#needHandshake = true // the server has surely expired the session by now
-    }
+    if (error instanceof TransportError) this.#transports.current?.reset(reason)
+    const { delayMs: delay, paced, expired } = lostWait(this.options.connectGate, this.#backoff, this.#advice, this.#downSince, hard)
+    if (expired) this.#needHandshake = true
     // every refusal of the credentials is told to the auth extension, so the next attempt has a fresh token
     if (this.options.auth !== null && credentialsRefused(error)) {
-      await this.#authenticate().catch((err: unknown) => this.logger.warn({ err }, 'authenticate() failed'))
+      await this.#auth.authenticateOrWarn()
     }
     this.setState(ClientState.RECONNECTING, reason, { error: cometdError, delayMs: delay })
-    if (!paced) await this.#sleep(delay)
+    if (!paced) await this.#sleeps.sleep(delay)
   }
 
   /** One attempt at the origin, through the connect gate (if any). */
@@ -422,22 +341,9 @@ export class BayeuxSession extends EventEmitter<ClientEvents> {
     } catch (error) {
       if (this.gen !== gen) return
       this.#needHandshake = true
-      if (error instanceof ServerError && error.response !== null) {
-        const reply = error.response
-        const action = reply.advice?.reconnect ?? 'handshake'
-        // A limit error is waited out (hard backoff), never final: the org's limit frees up again.
-        if (action === 'none' && !unknownSession(reply) && !limitError(reply) && !(this.options.auth !== null && authFailure(reply))) {
-          await this.#terminate(gen, error)
-          return
-        }
-        await this.#connectionLost('handshake-failed', error, limitError(reply))
-        return
-      }
-      if (error instanceof ClientError) {
-        await this.#terminate(gen, error)
-        return
-      }
-      await this.#connectionLost('handshake-failed', error as Error)
+      const failure = handshakeFailure(error, this.options.auth !== null)
+      if (failure.action === 'none') await this.#terminate(gen, error as CometdError)
+      else await this.#connectionLost('handshake-failed', error as Error, failure.hard)
       return
     }
     if (this.gen !== gen) return
@@ -459,27 +365,6 @@ export class BayeuxSession extends EventEmitter<ClientEvents> {
     }
   }
 
-  #updateAdvice (reply: Message): void {
-    const advice = reply.advice
-    if (advice === undefined || (reply.channel !== '/meta/connect' && reply.channel !== '/meta/handshake')) return
-    this.#advice = adviceFrom(advice, this.options.advice)
-    if (advice['multiple-clients'] === true) {
-      this.logger.warn('the server saw several sessions from this client\'s browser cookie (multiple-clients advice)')
-    }
-  }
-
-  #sleep (ms: number): Promise<void> {
-    if (ms <= 0) return Promise.resolve()
-    return new Promise((resolve) => {
-      const entry = {
-        timer: setTimeout(() => { this.#sleeps.delete(entry); resolve() }, ms),
-        resolve
-      }
-      entry.timer.unref()
-      this.#sleeps.add(entry)
-    })
-  }
-
   // ---------------------------------------------------------------- requests
 
   /** Sends messages now, in one payload, and resolves with their replies (in order). */
@@ -494,73 +379,6 @@ export class BayeuxSession extends EventEmitter<ClientEvents> {
   /** Queues a message for the next batch, sent while connected. `timeoutMs` also bounds the wait for a connection. */
   protected enqueue (entry: Outgoing, timeoutMs: number): void {
     this.#outbox.enqueue(entry, timeoutMs)
-  }
-
-  // ---------------------------------------------------------------- receiving
-
-  get #context (): TransportContext {
-    const self = this
-    return {
-      url: new URL(this.url),
-      proxy: proxyFor(this.options.proxy, new URL(this.url)),
-      cookies: this.#cookies,
-      tls: this.options.tls,
-      logger: this.logger,
-      maxNetworkDelayMs: this.options.maxNetworkDelayMs,
-      pingIntervalMs: this.options.pingIntervalMs,
-      appendMessageTypeToURL: this.options.appendMessageTypeToURL,
-      stringify: this.options.stringify,
-      parse: (text) => parsePayload(text, this.options.parse),
-      receive (payload, headers) { return self.#receive(payload, headers) },
-      closed (transport, error) { self.#outbox.transportClosed(transport, error) }
-    }
-  }
-
-  /**
-   * A received payload. Without incoming hooks to await it is delivered synchronously and nothing is returned, so
-   * a burst of websocket frames costs no promise per frame; otherwise the hooks run in order (auth first), then it is
-   * delivered.
-   */
-  #receive (payload: Payload, headers: Headers | null): void | Promise<void> {
-    if (this.#incomingHooks.length === 0) {
-      this.#deliver(payload)
-      return
-    }
-    return this.#receiveAfterHooks(payload, headers)
-  }
-
-  async #receiveAfterHooks (payload: Payload, headers: Headers | null): Promise<void> {
-    for (const extension of this.#incomingHooks) await extension.incoming(payload, headers)
-    this.#deliver(payload)
-  }
-
-  #deliver (payload: Payload): void {
-    this.counters.messagesIn += payload.length
-    this.counters.lastMessageAt = Date.now()
-    for (const message of payload) {
-      if (isReply(message)) {
-        const entry = this.#outbox.matchReply(message)
-        if (entry !== undefined) {
-          if (!(message.successful === true) && authFailure(message) && this.options.auth !== null &&
-              !entry.authRetried && !message.channel.startsWith('/meta/')) {
-            // Re-authenticate and send once more with fresh headers.
-            this.#outbox.retryAfterAuth(entry)
-            continue
-          }
-          this.#outbox.settle(entry, message, null)
-          continue
-        }
-        this.onUnmatchedReply(message)
-        continue
-      }
-      if ('data' in message && !message.channel.startsWith('/meta/')) {
-        try {
-          this.onEvent(message)
-        } catch (error) {
-          this.logger.error({ err: error, channel: message.channel }, 'message dispatch failed')
-        }
-      }
-    }
   }
 
   // ---------------------------------------------------------------- hooks for Client
