@@ -104,9 +104,20 @@ export function redactUrl (value: string): string {
   return `${url.protocol}//${auth}${url.host}${url.pathname}${search}${hash}`
 }
 
+/** A URL with user info, a query or a fragment (or one that does not parse): what redactUrl would change. */
+function mayHoldSecret (value: string): boolean {
+  try {
+    const url = new URL(value)
+    return url.username !== '' || url.password !== '' || url.search !== '' || url.hash !== ''
+  } catch {
+    return true
+  }
+}
+
 /** Every absolute URL in a text (an error message) redacted as by redactUrl; the rest unchanged. */
 export function redactText (text: string): string {
   return text.replace(URL_IN_TEXT_RE, (match) => {
+    if (!mayHoldSecret(match)) return match // shown as written (no normalisation of a URL with nothing to hide)
     const shown = redactUrl(match)
     return shown === '(invalid URL)' ? `${match.slice(0, match.indexOf('://') + 3)}${REDACTED}` : shown
   })

@@ -64,6 +64,8 @@ export class ClusterSession {
   #holder: Holder | null = null
   /** the upstream as the holder last reported it in the stream */
   #remote: RemoteStatus = { state: 'unknown', holder: null }
+  /** the reader delivered a session status (the start-up GET of the last one must not overwrite it) */
+  #statusSeen = false
   #closing = false
 
   constructor (name: string, config: SessionConfig, options: ClusterSessionOptions) {
@@ -91,9 +93,12 @@ export class ClusterSession {
   /** Reads the stream, the upstream's last status, and competes for the lease. Never rejects. */
   async start (): Promise<void> {
     try {
-      const last = await this.#c.redis.send(['GET', this.log.keys.status]) as string | null
-      if (last !== null) this.#remote = remoteState(this.#remote, parseStatus(last))
+      // the reader first, then the last status: a status appended in between is seen by one or the other (the
+      // other way round it fell between the two and a follower stayed not ready until the next status)
       await this.#c.reader.add(this.log)
+      const last = await this.#c.redis.send(['GET', this.log.keys.status]) as string | null
+      // a status the reader delivered meanwhile is newer than what the GET may have answered
+      if (last !== null && !this.#statusSeen) this.#remote = remoteState(this.#remote, parseStatus(last))
       this.#lease = await this.#c.leases.add(this.name, {
         acquired: () => { void this.#take() },
         lost: (reason) => { this.#drop(reason) }
@@ -327,7 +332,10 @@ export class ClusterSession {
       }
     } else if (entry.kind === 'u') {
       const status = parseStatus(entry.payload)
-      if (entry.channel === '') this.#remote = remoteState(this.#remote, status)
+      if (entry.channel === '') {
+        this.#remote = remoteState(this.#remote, status)
+        this.#statusSeen = true
+      }
       if (status.status === 'holder' && typeof status.holder === 'string' && typeof status.term === 'number') this.#lease?.observe(status.holder, status.term)
       this.hub.announce(entry.frame, entry.channel === '' ? undefined : entry.channel)
       if (status.status === 'holder' && status.mayHaveMissed === true) this.#announceGap('rehandshake', null, { holder: status.holder })

@@ -91,6 +91,6 @@ t.test('proxy - config: env (default), none or a proxy URL; the password redacte
   if (ok.ok) {
     const shown = JSON.stringify(redactConfig(ok.config as Config))
     t.notOk(shown.includes(PASSWORD), 'redacted')
-    t.match(shown, /"proxy":"http:\/\/bridge:\[redacted\]@proxy\.internal:3128\/?"/)
+    t.match(shown, /"proxy":"http:\/\/\[redacted\]@proxy\.internal:3128\/?"/)
   }
 })
