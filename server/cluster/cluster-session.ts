@@ -21,6 +21,7 @@ import type { BridgeMetrics } from '../ops/metrics.js'
 import { timed } from '../ops/timed.js'
 import { watchUpstream } from '../ops/upstream-log.js'
 import type { AttachResult } from '../session/bridge-session.js'
+import { newSessionStats } from '../session/view.js'
 import type { SessionStats } from '../session/view.js'
 import { sseFrame } from '../frames.js'
 import type { ClientFactory, LastError } from '../upstream/link.js'
@@ -52,10 +53,7 @@ export class ClusterSession {
   readonly config: SessionConfig
   readonly hub = new Hub()
   readonly log: RedisStreamLog
-  readonly stats: SessionStats = {
-    eventsIn: 0, eventsOut: 0, callersTotal: 0, slowDrops: 0, gaps: 0, handshakes: 0, rehandshakes: 0,
-    reconnects: 0, publishes: 0, publishFailures: 0, calls: 0, callFailures: 0
-  }
+  readonly stats: SessionStats = newSessionStats()
 
   lastMessageAt: number | null = null
   readonly #o: ClusterSessionOptions

@@ -34,6 +34,7 @@ import type { ReliableView } from '../upstream/reliability.js'
 import { isLimitError } from '../upstream/reliability.js'
 import type { Outcome } from '../upstream/subscriptions.js'
 import { sessionView } from './view.js'
+import { newSessionStats } from './view.js'
 import type { SessionStats, SessionView } from './view.js'
 
 export type { ClientFactory } from '../upstream/link.js'
@@ -58,10 +59,7 @@ export class BridgeSession {
   readonly link: UpstreamLink
   readonly log: MemoryEventLog
   readonly hub = new Hub()
-  readonly stats: SessionStats = {
-    eventsIn: 0, eventsOut: 0, callersTotal: 0, slowDrops: 0, gaps: 0, handshakes: 0, rehandshakes: 0,
-    reconnects: 0, publishes: 0, publishFailures: 0, calls: 0, callFailures: 0
-  }
+  readonly stats: SessionStats = newSessionStats()
 
   lastMessageAt: number | null = null
   readonly #o: SessionOptions

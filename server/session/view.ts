@@ -13,6 +13,14 @@ export interface SessionStats extends LinkStats {
   gaps: number
 }
 
+/** Every counter at zero: a new session's, in one process or a cluster. */
+export function newSessionStats (): SessionStats {
+  return {
+    eventsIn: 0, eventsOut: 0, callersTotal: 0, slowDrops: 0, gaps: 0, handshakes: 0, rehandshakes: 0,
+    reconnects: 0, publishes: 0, publishFailures: 0, calls: 0, callFailures: 0
+  }
+}
+
 export interface SessionView {
   name: string
   url: string

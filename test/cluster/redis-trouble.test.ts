@@ -10,7 +10,7 @@ import { startRedis } from '../helpers/redis.js'
 import { waitFor } from '../helpers/wait.js'
 import { openSse, request } from '../server/fixtures/bridge.js'
 import type { SseEvent, SseStream } from '../server/fixtures/bridge.js'
-import { agreedHolder, startReplica } from './replicas.js'
+import { agreedHolder, startReplica, upstreamClients } from './replicas.js'
 import type { Replica } from './replicas.js'
 
 t.setTimeout(110_000)
@@ -23,14 +23,7 @@ t.test('redis trouble - down, back with AOF, back empty', async (t) => {
   const redis = await startRedis(t, { appendonly: true })
   const faye = await startFaye({ timeoutSec: 3 })
   t.teardown(faye.close)
-  const clients = new Set<string>()
-  faye.bayeux.addExtension({
-    incoming: (m, _req, cb) => {
-      if (m.channel === '/meta/connect' && m.connectionType !== 'in-process' && typeof m.clientId === 'string') clients.add(m.clientId)
-      cb(m)
-    }
-  })
-  faye.bayeux.on('disconnect', (id) => { clients.delete(id) })
+  const clients = upstreamClients(faye)
   const sessions = { s: { url: faye.url, connectionTypes: ['long-polling'], subscribe: ['/t'] } }
   const replicas: Replica[] = await Promise.all(['a', 'b'].map(async (id) => await startReplica(t, { redis: redis.url, id, sessions, leaseMs: LEASE_MS })))
   await agreedHolder(replicas, 's')

@@ -8,7 +8,7 @@ import { startFaye } from '../helpers/faye.js'
 import { startRedis } from '../helpers/redis.js'
 import { waitFor } from '../helpers/wait.js'
 import { openSse, request } from '../server/fixtures/bridge.js'
-import { agreedHolder, startReplica } from './replicas.js'
+import { agreedHolder, startReplica, upstreamClients } from './replicas.js'
 import type { Replica } from './replicas.js'
 
 t.setTimeout(110_000)
@@ -17,15 +17,7 @@ t.test('cluster - three replicas: one upstream client, callers everywhere, publi
   const redis = await startRedis(t)
   const faye = await startFaye({ timeoutSec: 5 })
   t.teardown(faye.close)
-  // upstream clients: those polling over HTTP (Faye's own in-process client, used by faye.publish, is not one)
-  const clients = new Set<string>()
-  faye.bayeux.addExtension({
-    incoming: (m, _req, cb) => {
-      if (m.channel === '/meta/connect' && m.connectionType !== 'in-process' && typeof m.clientId === 'string') clients.add(m.clientId)
-      cb(m)
-    }
-  })
-  faye.bayeux.on('disconnect', (id) => { clients.delete(id) })
+  const clients = upstreamClients(faye)
   const cometd = await startCometd({ options: { timeout: 3_000 } })
   t.teardown(cometd.close)
   const sessions = { s: { url: faye.url, connectionTypes: ['long-polling'] }, c: { url: cometd.url, connectionTypes: ['long-polling'] } }

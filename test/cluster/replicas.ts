@@ -8,6 +8,7 @@ import { join } from 'node:path'
 import { spawnNode } from '../server/fixtures/spawn.js'
 import type { Child } from '../server/fixtures/spawn.js'
 import { request } from '../server/fixtures/bridge.js'
+import type { FayePeer } from '../helpers/faye.js'
 import { waitFor } from '../helpers/wait.js'
 
 interface Teardown { teardown: (fn: () => unknown) => void }
@@ -63,4 +64,20 @@ export async function agreedHolder (replicas: Replica[], session: string, timeou
     const holder = views.find((v) => v?.role === 'holder') ?? undefined
     return holders.size === 1 && holder != null && holder.holder === holder.replicaId ? String(holder.holder) : null
   }, { timeoutMs, intervalMs: 50, message: `the replicas agree on the holder of ${session}` })
+}
+
+/**
+ * The upstream clients connected to a faye peer now: those polling over HTTP or websocket (Faye's own in-process
+ * client, used by faye.publish, is not one). Counted at the upstream, where "exactly one holder" is visible.
+ */
+export function upstreamClients (faye: Pick<FayePeer, 'bayeux'>): Set<string> {
+  const clients = new Set<string>()
+  faye.bayeux.addExtension({
+    incoming: (m, _req, cb) => {
+      if (m.channel === '/meta/connect' && m.connectionType !== 'in-process' && typeof m.clientId === 'string') clients.add(m.clientId)
+      cb(m)
+    }
+  })
+  faye.bayeux.on('disconnect', (id) => { clients.delete(id) })
+  return clients
 }
