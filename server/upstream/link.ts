@@ -17,7 +17,7 @@ import { originGates } from './origin-gates.js'
 import { isLimitError, SessionReliability } from './reliability.js'
 import { UpstreamSubscriptions } from './subscriptions.js'
 import type { Listener, Outcome } from './subscriptions.js'
-import { clientProxy } from '../upstream-proxy.js'
+import { clientProxy } from './proxy-setting.js'
 
 export type ClientFactory = (url: string, options: ClientOptions) => Client
 
