@@ -24,6 +24,7 @@ import { BENCH_DIR } from './lib/proc.js'
 import { buildHash, machineInfo, sourceInfo } from './lib/machine.js'
 import { markdownTable, textTable } from './lib/table.js'
 import type { Mode, Suite, SuiteResult } from './lib/suite.js'
+import { targetRows, type TargetResult } from './lib/targets.js'
 import { clientSuite } from './client/suite.js'
 import { fanoutSuite, sessionsSuite } from './fanout/suite.js'
 
@@ -109,11 +110,21 @@ async function main (): Promise<void> {
     }
     if (result.files !== undefined) for (const f of result.files) log(`${name}: wrote ${f}`)
   }
+  const targets: TargetResult[] = Object.values(results).flatMap((r) => 'error' in r ? [] : (r.targets ?? []))
+  if (targets.length > 0) {
+    const table = {
+      title: `Targets: ${targets.filter((t) => t.pass).length} PASS, ${targets.filter((t) => !t.pass).length} MISS`,
+      columns: ['target', 'measured', 'goal', '', 'note'],
+      rows: targetRows(targets)
+    }
+    console.log('\n' + textTable(table))
+    md.push(`### ${table.title}`, '', markdownTable(table), '')
+  }
   if (save) {
     mkdirSync(outRoot, { recursive: true })
     const json = path.join(outRoot, `${runId}.json`)
     writeFileSync(json, JSON.stringify({
-      id: runId, mode, argv: process.argv.slice(2), started: started.toISOString(), finished: finished.toISOString(), machine, source, suites: results
+      id: runId, mode, argv: process.argv.slice(2), started: started.toISOString(), finished: finished.toISOString(), machine, source, targets, suites: results
     }, null, 2) + '\n')
     writeFileSync(path.join(outRoot, `${runId}.md`), md.join('\n'))
     log(`\nresults: ${path.relative(process.cwd(), json)} (+ .md)`)

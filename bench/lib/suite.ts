@@ -8,6 +8,8 @@
  * variants so that machine noise hits them alike, and results reported as medians of runs and ratios against a
  * reference measured in the same run.
  */
+import type { TargetResult } from './targets.js'
+
 export type Mode = 'quick' | 'full'
 
 export interface Table {
@@ -24,6 +26,8 @@ export interface SuiteResult {
   data: unknown
   /** files written by the suite (plots, profiles), relative to the repository root */
   files?: string[]
+  /** the targets this suite measured, judged (lib/targets.ts); run.ts prints them all together at the end */
+  targets?: TargetResult[]
 }
 
 export interface SuiteContext {
