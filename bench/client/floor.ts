@@ -23,19 +23,21 @@ class FloorSession {
   readonly #listeners = new Map<string, Listener>()
   onConnectReply: () => void = () => {}
 
-  message (channel: string, fields: Record<string, unknown>): { msg: Msg, reply: Promise<Msg> } {
-    const id = String(++this.#nextId)
-    const msg = { channel, id, ...(this.clientId === '' ? {} : { clientId: this.clientId }), ...fields }
-    const reply = new Promise<Msg>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`floor: no reply to ${channel}`)), 10_000)
+  message (channel: string, fields: Record<string, unknown>): Msg {
+    return { channel, id: String(++this.#nextId), ...(this.clientId === '' ? {} : { clientId: this.clientId }), ...fields }
+  }
+
+  /** The reply to `msg` (a meta request other than the connect, whose replies only restart the loop). */
+  reply (msg: Msg): Promise<Msg> {
+    return new Promise<Msg>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`floor: no reply to ${msg.channel}`)), 10_000)
       timer.unref()
-      this.#waiting.set(id, (m) => {
+      this.#waiting.set(msg.id!, (m) => {
         clearTimeout(timer)
         if (m.successful === true) resolve(m)
-        else reject(new Error(`floor: ${channel} refused: ${JSON.stringify(m)}`))
+        else reject(new Error(`floor: ${msg.channel} refused: ${JSON.stringify(m)}`))
       })
     })
-    return { msg, reply }
   }
 
   listen (channel: string, listener: Listener): void { this.#listeners.set(channel, listener) }
@@ -79,11 +81,12 @@ function floorWebSocket (url: string): BenchClient {
   let socket: WebSocket | null = null
   const send = (msg: Msg): void => socket!.send(JSON.stringify([msg]))
   const request = async (channel: string, fields: Record<string, unknown>): Promise<Msg> => {
-    const { msg, reply } = session.message(channel, fields)
+    const msg = session.message(channel, fields)
+    const reply = session.reply(msg)
     send(msg)
     return await reply
   }
-  const connect = (): void => send(session.message('/meta/connect', { connectionType: 'websocket' }).msg)
+  const connect = (): void => send(session.message('/meta/connect', { connectionType: 'websocket' }))
   return {
     connect: async () => {
       socket = new WebSocket(url.replace(/^http/, 'ws'))
@@ -129,13 +132,14 @@ function floorLongPolling (url: string): BenchClient {
     session.receive(await response.body.text())
   }
   const request = async (channel: string, fields: Record<string, unknown>): Promise<Msg> => {
-    const { msg, reply } = session.message(channel, fields)
+    const msg = session.message(channel, fields)
+    const reply = session.reply(msg)
     await post(other, msg)
     return await reply
   }
   const poll = (): void => {
     if (!open) return
-    post(held, session.message('/meta/connect', { connectionType: 'long-polling' }).msg).catch(() => {})
+    post(held, session.message('/meta/connect', { connectionType: 'long-polling' })).catch(() => {})
   }
   return {
     connect: async () => {
