@@ -9,18 +9,6 @@ import type { ConnectionType } from './options.js'
 /** After an HTTP 413 the byte cap is halved, but not below this (Salesforce's limit is 32,768 bytes). */
 export const MIN_BODY_CAP = 8 * 1024
 
-/** A sequenced transport's queue is shared between its free batch slots, but no batch is cut smaller than this. */
-export const MIN_SHARED_BATCH = 64
-
-/**
- * How many queued messages the next batch takes: all of them up to `max`, or, over a sequenced transport with
- * `freeSlots` > 1, a share — so that the next batch is serialized while this one is on the wire.
- */
-export function batchSize (queued: number, max: number, freeSlots: number, sequenced: boolean): number {
-  const share = sequenced && freeSlots > 1 ? Math.max(MIN_SHARED_BATCH, Math.ceil(queued / freeSlots)) : queued
-  return Math.min(queued, max, share)
-}
-
 /** A batch's place in the wire order of a sequenced transport: it goes once `ready`, and `release` lets the next go. */
 export interface Turn {
   ready: Promise<void>

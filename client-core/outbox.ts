@@ -7,7 +7,7 @@
  * It has no state of its own: whether messages may go, over which transport and for which clientId it asks its
  * host, the session, which owns the state field and the generation counter.
  */
-import { batchSize, byteCap, chunkEnd, joinedLength, loweredBodyCap, serializeEach, TurnQueue } from './batch.js'
+import { byteCap, chunkEnd, joinedLength, loweredBodyCap, serializeEach, TurnQueue } from './batch.js'
 import { DeadlineList } from './deadlines.js'
 import {
   ClientError, HttpStatusError, MessageEncodingError, MessageTooLargeError, TransportConnectionClosed, TransportError,
@@ -156,8 +156,7 @@ export class Outbox {
     const max = options.autoBatch ? options.maxBatchMessages : 1
     const slots = transport.sequenced && (options.extensions.length > 0 || options.auth !== null) ? 1 : transport.maxInFlight
     while (this.#queue.length > 0 && this.#inFlight < slots) {
-      const size = batchSize(this.#queue.length, max, slots - this.#inFlight, transport.sequenced)
-      const batch = this.#queue.length <= size ? this.#queue : this.#queue.splice(0, size)
+      const batch = this.#queue.length <= max ? this.#queue : this.#queue.splice(0, max)
       if (batch === this.#queue) this.#queue = []
       this.#inFlight++
       const turn = transport.sequenced ? this.#turns.take() : undefined
