@@ -54,14 +54,14 @@ function params (ctx: SuiteContext): Params {
     warmup: intFlag(ctx.flags, 'warmup', quick ? 500 : 2_000),
     window: intFlag(ctx.flags, 'window', 1_000),
     rate: intFlag(ctx.flags, 'rate', 500),
-    latencyS: intFlag(ctx.flags, 'latency-s', quick ? 1 : 10),
+    latencyS: intFlag(ctx.flags, 'latency-s', quick ? 0.5 : 10),
     quietWaitMs: intFlag(ctx.flags, 'quiet-wait-s', quick ? 0 : 20) * 1000,
     quietBusy: intFlag(ctx.flags, 'quiet-busy-pct', 25) / 100,
     maxOtherPct: intFlag(ctx.flags, 'max-other-pct', quick ? 0 : 50),
     retries: intFlag(ctx.flags, 'retries', quick ? 0 : 2),
     cpuRounds: intFlag(ctx.flags, 'cpu-rounds', quick ? 4 : 6),
-    cpuN: intFlag(ctx.flags, 'cpu-n', quick ? 3_000 : 20_000),
-    cpuWarmup: intFlag(ctx.flags, 'cpu-warmup', quick ? 1_000 : 4_000)
+    cpuN: intFlag(ctx.flags, 'cpu-n', quick ? 2_000 : 20_000),
+    cpuWarmup: intFlag(ctx.flags, 'cpu-warmup', quick ? 500 : 4_000)
   }
 }
 
