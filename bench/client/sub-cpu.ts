@@ -58,8 +58,11 @@ async function measureTarget (ctx: SuiteContext, p: SubCpuParams, target: CpuTar
     const server = await Child.fork('client/server.js', ['--server', target.server], { name: `server cpu ${target.key}` })
     children.push(server)
     const url = (server.readyInfo as { url: string }).url
+    // --sub-node-args "--trace-gc …": Node flags of the subscriber processes (with BENCH_VERBOSE=1 to see their output)
+    const nodeArgs = typeof ctx.flags['sub-node-args'] === 'string' ? ctx.flags['sub-node-args'].split(' ').filter((a) => a !== '') : []
     const peer = (role: string, library: Library, extra: string[] = []): Promise<Child> => Child.fork('client/peer.js',
-      ['--role', role, '--lib', library, '--transport', target.transport, '--url', url, ...extra], { name: `${role} cpu ${target.key}/${library}` })
+      ['--role', role, '--lib', library, '--transport', target.transport, '--url', url, ...extra],
+      { name: `${role} cpu ${target.key}/${library}`, execArgv: role === 'sub' ? nodeArgs : [] })
     const pub = await peer('pub', 'client-core')
     children.push(pub)
     const subs = new Map<Library, Child>()
