@@ -9,24 +9,6 @@ import type { ConnectionType } from './options.js'
 /** After an HTTP 413 the byte cap is halved, but not below this (Salesforce's limit is 32,768 bytes). */
 export const MIN_BODY_CAP = 8 * 1024
 
-/** A batch's place in the wire order of a sequenced transport: it goes once `ready`, and `release` lets the next go. */
-export interface Turn {
-  ready: Promise<void>
-  release: () => void
-}
-
-/** The wire order of a sequenced transport's batches: each turn is ready once the turn taken before it is released. */
-export class TurnQueue {
-  #last: Promise<void> = Promise.resolve()
-
-  take (): Turn {
-    const ready = this.#last
-    let release!: () => void
-    this.#last = new Promise<void>((resolve) => { release = resolve })
-    return { ready, release }
-  }
-}
-
 export interface Serialized<O> {
   /** the JSON of each message that could be serialized */
   parts: string[]

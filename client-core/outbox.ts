@@ -7,7 +7,7 @@
  * It has no state of its own: whether messages may go, over which transport and for which clientId it asks its
  * host, the session, which owns the state field and the generation counter.
  */
-import { byteCap, chunkEnd, joinedLength, loweredBodyCap, serializeEach, TurnQueue } from './batch.js'
+import { byteCap, chunkEnd, joinedLength, loweredBodyCap, serializeEach } from './batch.js'
 import { DeadlineList } from './deadlines.js'
 import {
   ClientError, HttpStatusError, MessageEncodingError, MessageTooLargeError, TransportConnectionClosed, TransportError,
@@ -31,7 +31,6 @@ export class Outbox {
   /** the previous batch was over the byte cap: serialize message by message at once (no whole-payload attempt) */
   #splitting = false
   #inFlight = 0
-  readonly #turns = new TurnQueue()
   #flushScheduled = false
   #controllers = new Set<AbortController>()
 
@@ -145,30 +144,29 @@ export class Outbox {
 
   /**
    * Moves queued messages to the wire: up to `maxBatchMessages` per dispatch (1 without autoBatch), at most
-   * `transport.maxInFlight` at once. Over a sequenced transport (long-polling) each takes a turn: the next batch is
-   * serialized while one is on the wire and goes once the server answered it, so the server sees publishes in the
-   * order they were made; one at a time with extensions or auth (they may await, and see batches in order).
+   * `transport.maxInFlight` dispatches at once (long-polling: one, so publishes reach the server in order).
+   * Bytes are counted after the outgoing extensions, in #dispatch, which splits a batch over the byte cap.
    */
   #flush (): void {
     const transport = this.#host.transport
     if (!this.#host.connected || transport === null) return
     const options = this.#host.options
     const max = options.autoBatch ? options.maxBatchMessages : 1
-    const slots = transport.sequenced && (options.extensions.length > 0 || options.auth !== null) ? 1 : transport.maxInFlight
-    while (this.#queue.length > 0 && this.#inFlight < slots) {
-      const batch = this.#queue.length <= max ? this.#queue : this.#queue.splice(0, max)
-      if (batch === this.#queue) this.#queue = []
+    while (this.#queue.length > 0 && this.#inFlight < transport.maxInFlight) {
+      let batch = this.#queue
+      if (batch.length <= max) this.#queue = []
+      else batch = this.#queue.splice(0, max)
       this.#inFlight++
-      const turn = transport.sequenced ? this.#turns.take() : undefined
-      void this.#dispatch(batch, { turn }).finally(() => {
-        turn?.release()
+      void this.#dispatch(batch, {}).finally(() => {
         this.#inFlight--
         this.scheduleFlush()
       })
     }
   }
 
-  #byteCap (transport: Transport): number { return byteCap(transport.type, this.#host.options.maxBatchBytes, this.#bodyCap) }
+  #byteCap (transport: Transport): number {
+    return byteCap(transport.type, this.#host.options.maxBatchBytes, this.#bodyCap)
+  }
 
   /**
    * Sends one batch over the current (or given) transport: runs the outgoing extensions once, serializes each
@@ -184,8 +182,7 @@ export class Outbox {
       for (const entry of entries) this.settle(entry, null, new TransportConnectionClosed('Not connected'))
       return
     }
-    const turn = options.turn ?? null
-    const b = new Batch(entries, this.#prepare(entries, transport, turn === null), transport, options.isConnect ?? false, turn)
+    const b = new Batch(entries, this.#prepare(entries, transport), transport, options.isConnect ?? false)
     this.#controllers.add(b.controller)
     try {
       b.headers = await this.#outgoingHeaders()
@@ -201,9 +198,8 @@ export class Outbox {
     }
   }
 
-  /** Stamps the clientId, registers the replies awaited, builds the payload (copies when extensions may change it); a
-   * batch waiting for its turn is not on the wire yet (a deadline passing then drops no connection). */
-  #prepare (entries: Outgoing[], transport: Transport, onWire: boolean): Payload {
+  /** Stamps the clientId, registers the replies awaited, and builds the payload (copies when extensions may change it). */
+  #prepare (entries: Outgoing[], transport: Transport): Payload {
     const { auth, extensions } = this.#host.options
     // Extensions may change or drop messages: they get copies, so that an entry's message stays as the user sent it.
     const copy = extensions.length > 0 || auth !== null
@@ -213,7 +209,7 @@ export class Outbox {
       const entry = entries[i]!
       const message = entry.message
       if (message.channel !== '/meta/handshake' && clientId !== null) message.clientId = clientId
-      entry.transport = onWire ? transport : null
+      entry.transport = transport
       this.#pending.set(message.id!, entry)
       payload[i] = copy ? { ...message } : message
     }
@@ -279,11 +275,9 @@ export class Outbox {
     const all = messages.length
     const end = b.whole === null ? chunkEnd(b.parts, b.start, b.maxCount, this.#byteCap(b.transport)) : all
     const chunk = end - b.start === all ? sent : sent.slice(b.start, end)
-    if (b.start === 0 && b.turn !== null) await b.waitForTurn()
-    // A later request of the batch (or one that waited for its turn): not after close(), nor when everything in it
-    // already failed (a dropped socket, a deadline passed while it waited).
+    // A later request of the batch: not after close(), nor when everything in it already failed (a dropped socket).
     if (b.controller.signal.aborted) throw b.controller.signal.reason
-    if ((b.start > 0 || b.turn !== null) && chunk.every((e) => e === null || e.settled)) {
+    if (b.start > 0 && chunk.every((e) => e === null || e.settled)) {
       b.start = end
       return
     }
@@ -295,8 +289,7 @@ export class Outbox {
         signal: b.controller.signal,
         isConnect: b.isConnect,
         messageType: first.startsWith('/meta/') ? first.slice(6) : null,
-        body,
-        ...(b.turn !== null && end === all ? { onAccepted: b.turn.release } : {})
+        body
       })
     } catch (error) {
       if (!(error instanceof HttpStatusError && error.statusCode === 413 && !b.isConnect && !b.controller.signal.aborted)) throw error

@@ -8,7 +8,6 @@ import type { Logger } from './options.js'
 import type { Message, Payload } from './protocol/message.js'
 import type { ResolvedOptions } from './session-options.js'
 import type { Transport } from './transport/transport.js'
-import type { Turn } from './batch.js'
 
 /** A message on its way out, and how its reply reaches whoever sent it. */
 export interface Outgoing {
@@ -45,7 +44,7 @@ export interface OutboxHost {
   authenticate: () => Promise<void>
 }
 
-export interface DispatchOptions { isConnect?: boolean, transport?: Transport, turn?: Turn }
+export interface DispatchOptions { isConnect?: boolean, transport?: Transport }
 
 /** One dispatch in progress: what goes, in which bodies, and how far it got. */
 export class Batch {
@@ -67,18 +66,10 @@ export class Batch {
     readonly entries: Outgoing[],
     readonly payload: Payload,
     readonly transport: Transport,
-    readonly isConnect: boolean,
-    /** its place in the wire order (sequenced transports), or null */
-    readonly turn: Turn | null
+    readonly isConnect: boolean
   ) {
     this.owners = entries
     this.sent = entries
     this.messages = payload
-  }
-
-  /** Waits until the batch before it was answered (sequenced transports); its entries are on the wire from then on. */
-  async waitForTurn (): Promise<void> {
-    await this.turn?.ready
-    for (const entry of this.entries) entry.transport = this.transport
   }
 }

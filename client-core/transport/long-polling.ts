@@ -1,6 +1,6 @@
 /**
  * long-polling over two undici Clients (one connection each): one for the held /meta/connect and one for
- * everything else (the session keeps at most one other request on the wire, the next batch ready behind it). Two Clients rather than a Pool: a Pool
+ * everything else (the session keeps at most one other request in flight). Two Clients rather than a Pool: a Pool
  * preallocates a 2,048-slot request queue, 16 KB per session. Every request has a deadline and an abort signal;
  * after a timeout both are destroyed so that no socket from before a stall is reused.
  */
@@ -16,8 +16,7 @@ import type { SendOptions, Transport, TransportContext } from './transport.js'
 
 export class LongPollingTransport implements Transport {
   readonly type = 'long-polling' as const
-  readonly maxInFlight = 2
-  readonly sequenced = true
+  readonly maxInFlight = 1
   readonly #ctx: TransportContext
   #connector: buildConnector.connector | null = null
   /** [0]: the held /meta/connect, [1]: everything else */
@@ -129,7 +128,6 @@ export class LongPollingTransport implements Transport {
     } catch (error) {
       throw mapError(error, options.signal)
     }
-    if (response.statusCode >= 200 && response.statusCode < 300) options.onAccepted?.()
     let text: string
     try {
       text = await response.body.text()

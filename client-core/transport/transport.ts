@@ -54,25 +54,12 @@ export interface SendOptions {
   messageType: string | null
   /** the payload already serialized (the session serializes each message once); sent instead of stringifying it again */
   body?: string
-  /**
-   * Long-polling: called once the server answered with a 2xx status, before the body is read. A Bayeux server answers
-   * a request after processing it, so the next body may go from then on and still be processed after this one.
-   */
-  onAccepted?: () => void
 }
 
 export interface Transport {
   readonly type: ConnectionType
-  /**
-   * Batches the outbox may have under way besides the connect (long-polling 2, websocket unlimited). With `sequenced`,
-   * only one of them is on the wire: the next one is serialized meanwhile and goes when the server answered.
-   */
+  /** Requests that may be in flight besides the connect (long-polling 1, websocket unlimited). */
   readonly maxInFlight: number
-  /**
-   * True when a body may go only once the server answered the one before (`onAccepted`): long-polling, whose
-   * requests could be processed in any order otherwise. False for websocket, whose frames keep their order.
-   */
-  readonly sequenced: boolean
   /**
    * Sends one payload with the given headers (as `options.body` when given). Long-polling resolves after the response was handed to
    * `context.receive()`; websocket resolves once the frame is written (replies arrive as frames).

@@ -28,7 +28,6 @@ function decode (data: RawData): string {
 export class WebSocketTransport implements Transport {
   readonly type = 'websocket' as const
   readonly maxInFlight = Infinity
-  readonly sequenced = false
   readonly #ctx: TransportContext
   #socket: WebSocket | null = null
   #opening: Promise<WebSocket> | null = null

@@ -1,10 +1,12 @@
 /**
- * Long-polling keeps a second batch ready behind the one on the wire: it is serialized meanwhile and goes only once
- * the server answered the first, so that publishes reach the server in the order they were made — against real
- * faye and cometd-nodejs-server.
+ * Publish order over long-polling against real faye and cometd-nodejs-server, with publishes made while batches are
+ * under way: several batches, one on the wire at a time — a request carrying publishes reaches the server only once
+ * the one before it was answered (concurrent requests on separate connections are processed in whatever order their
+ * bodies complete: the faye client, which sends them so, gets hundreds of messages reordered in the bench) — and every
+ * message delivered once, in publish order.
  *
- * A recording front (node:http, named fault-free: it only forwards) sits between the publisher and the server and
- * notes, for every request carrying publishes, whether the one before it had been answered when it arrived.
+ * A recording front (node:http, no fault: it only forwards) sits between the publisher and the server and notes, for
+ * every request carrying publishes, whether the one before it had been answered when it arrived.
  */
 import t from 'tap'
 import http from 'node:http'
