@@ -129,7 +129,7 @@ function profileArgs (ctx: SuiteContext, target: CpuTarget, library: Library, ro
   return ['--profile-file', path.join(ctx.outDir, 'profiles', `cpu.${target.key}.${library}.sub.cpuprofile`), '--profile-phase', `c${rounds}`]
 }
 
-interface LibStats { library: Library, min: number, max: number, spread: number, msgsPerDelivery: number, rounds: number, clean: boolean }
+interface LibStats { library: Library, min: number, median: number, max: number, spread: number, msgsPerDelivery: number, rounds: number, clean: boolean }
 
 function libStats (runs: SubCpuRun[], library: Library): LibStats {
   const mine = runs.filter((r) => r.library === library && Number.isFinite(r.cpuPer10k))
@@ -140,6 +140,7 @@ function libStats (runs: SubCpuRun[], library: Library): LibStats {
   return {
     library,
     min,
+    median: median(xs),
     max,
     spread: ratio(max - min, min),
     msgsPerDelivery: best?.msgsPerDelivery ?? Number.NaN,
@@ -177,7 +178,7 @@ export async function subscriberCpu (ctx: SuiteContext, p: SubCpuParams, targets
     const mine = runs.filter((r) => r.target === target.key)
     const stats = libs.map((library) => libStats(mine, library))
     for (const s of stats) {
-      rows.push([target.label, s.library, fmtInt(s.min), fmtInt(s.max), `${fmt(s.spread * 100, 0)} %`, fmt(s.msgsPerDelivery, 1), `${s.rounds}`, s.clean ? '0/0' : 'LOST/DUP'])
+      rows.push([target.label, s.library, fmtInt(s.min), fmtInt(s.median), fmtInt(s.max), `${fmt(s.spread * 100, 0)} %`, fmt(s.msgsPerDelivery, 1), `${s.rounds}`, s.clean ? '0/0' : 'LOST/DUP'])
     }
     for (const candidate of libs.filter((l) => l === 'client-core' || l === 'client-core-alt')) {
       const cc = stats.find((s) => s.library === candidate)!
@@ -186,7 +187,7 @@ export async function subscriberCpu (ctx: SuiteContext, p: SubCpuParams, targets
         if (ref === undefined) continue
         const measured = ratio(cc.min, ref.min)
         const perRound = roundRatios(mine, candidate, c.reference)
-        ratioRows.push([target.label, candidate, c.reference, fmtRatio(measured), `[${range(perRound)}]`, `≤ ${fmt(c.goal)}`])
+        ratioRows.push([target.label, candidate, c.reference, fmtRatio(measured), fmtRatio(ratio(cc.median, ref.median)), `[${range(perRound)}]`, `≤ ${fmt(c.goal)}`])
         if (candidate !== 'client-core') continue
         const clean = cc.clean && ref.clean
         judged.push(judge({
@@ -197,7 +198,7 @@ export async function subscriberCpu (ctx: SuiteContext, p: SubCpuParams, targets
         }, clean ? measured : Number.NaN))
         const last = judged[judged.length - 1]!
         last.note = clean
-          ? `per round ${range(perRound)}; spread client-core ${fmt(cc.spread * 100, 0)} %, ${c.reference} ${fmt(ref.spread * 100, 0)} %`
+          ? `medians ${fmtRatio(ratio(cc.median, ref.median))}; per round ${range(perRound)}; spread client-core ${fmt(cc.spread * 100, 0)} %, ${c.reference} ${fmt(ref.spread * 100, 0)} %`
           : 'a run lost or duplicated messages'
       }
     }
@@ -205,12 +206,12 @@ export async function subscriberCpu (ctx: SuiteContext, p: SubCpuParams, targets
   const load = runs.map((r) => r.machineOtherPct)
   const tables: Table[] = [{
     title: `Subscriber CPU per message, one client-core publisher for all — min and max of ${p.rounds} interleaved rounds of ${fmtInt(p.n)} messages`,
-    columns: ['server · transport', 'subscriber', 'min ms/10k', 'max ms/10k', 'spread', 'msgs/delivery (min run)', 'rounds', 'lost/dup'],
+    columns: ['server · transport', 'subscriber', 'min ms/10k', 'median', 'max ms/10k', 'spread', 'msgs/delivery (min run)', 'rounds', 'lost/dup'],
     rows,
     notes: [`rest of the machine (publisher, server, other work) during the bursts: median ${fmtInt(median(load))} %, max ${fmtInt(Math.max(0, ...load))} % of one core (${os.availableParallelism()} cores)`]
   }, {
-    title: 'Subscriber CPU per message: client-core ÷ each reference (min ÷ min; per-round ratios in brackets)',
-    columns: ['server · transport', 'subscriber', 'reference', 'ratio', 'per round', 'goal'],
+    title: 'Subscriber CPU per message: client-core ÷ each reference (min ÷ min, judged; median ÷ median; per-round ratios)',
+    columns: ['server · transport', 'subscriber', 'reference', 'ratio of minimums', 'ratio of medians', 'per round', 'goal'],
     rows: ratioRows
   }]
   return { tables, runs, targets: judged }
