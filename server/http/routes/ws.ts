@@ -63,7 +63,7 @@ async function serveSocket (session: Session, socket: WebSocket, req: FastifyReq
   const early: Array<[RawData, boolean]> = []
   const collect = (data: RawData, isBinary: boolean): void => { early.push([data, isBinary]) }
   socket.on('message', collect)
-  const attached = await session.attach(sink, [], null, 0)
+  const attached = await session.callers.attach(sink, [], null, 0)
   if ('error' in attached) { socket.close(1011, attached.error.code); return }
   if ('gone' in attached) return
   attached.caller.start()
@@ -118,7 +118,7 @@ class SocketOps {
     }
     const lastEventId = lastEventIdOf(f.lastEventId)
     this.#run(ref, 'subscribe', async () => {
-      const result = await session.addPatterns(caller, [channel], lastEventId, subscribeWaitMs(this.#http))
+      const result = await session.callers.addPatterns(caller, [channel], lastEventId, subscribeWaitMs(this.#http))
       if ('gone' in result) return
       if ('error' in result) throw result.error
       this.#reply('ack', { ref, op: 'subscribe', channel, lastEventId: result.afterId })
@@ -128,7 +128,7 @@ class SocketOps {
   #unsubscribe (ref: Ref, f: Record<string, unknown>): void {
     const channel = streamPattern(f.channel, WS_HINTS)
     const held = this.caller.patterns.includes(channel)
-    this.session.removePatterns(this.caller, [channel])
+    this.session.callers.removePatterns(this.caller, [channel])
     this.#reply('ack', { ref, op: 'unsubscribe', channel, wasSubscribed: held })
   }
 
