@@ -128,7 +128,7 @@ export class Lease {
     // deleted at once rather than left to expire: the others need not wait leaseMs
     // a deadline of a whole lease: under load a short one could drop the release and make the others wait it out
     if (value !== null) {
-      void this.#link.eval(RELEASE, [this.#key], [value, this.#link.key('lease-released'), this.session], this.#link.config.leaseMs)
+      void this.#link.eval(RELEASE, [this.#key], [value, this.#link.key('lease-released'), this.session], this.#link.config.leaseMs, 'lease')
         .catch((err: unknown) => { this.#log.debug({ error: redisErrorText(err) }, 'lease: release after giving up failed (it expires by itself)') })
     }
   }
@@ -142,7 +142,7 @@ export class Lease {
     this.#timer = null
     if (value === null) return
     try {
-      await this.#link.eval(RELEASE, [this.#key], [value, this.#link.key('lease-released'), this.session], 1_000)
+      await this.#link.eval(RELEASE, [this.#key], [value, this.#link.key('lease-released'), this.session], 1_000, 'lease')
       this.#log.info({ lease: value }, 'lease released')
     } catch (err) {
       this.#log.warn({ error: redisErrorText(err) }, 'lease not released (it expires by itself)')
@@ -192,7 +192,7 @@ export class Lease {
     const sentAt = performance.now()
     let reply: unknown
     try {
-      reply = await this.#link.eval(ACQUIRE, [this.#key, this.#termKey], [this.#link.replicaId, String(leaseMs)], this.#renewEvery)
+      reply = await this.#link.eval(ACQUIRE, [this.#key, this.#termKey], [this.#link.replicaId, String(leaseMs)], this.#renewEvery, 'lease')
     } catch (err) {
       this.#log.debug({ error: redisErrorText(err) }, 'lease: acquire failed')
       this.#schedule(this.#renewEvery)
@@ -222,8 +222,10 @@ export class Lease {
     this.#renewing = true
     const sentAt = performance.now()
     this.#lastRenewAt = sentAt
+    // a late answer still counts (the lease then runs from when it was sent): wait for it as long as the lease lasts
+    const timeoutMs = Math.max(this.#renewEvery, this.#validUntil - this.#margin - sentAt)
     try {
-      const ok = await this.#link.eval(RENEW, [this.#key], [value, String(this.#link.config.leaseMs)], this.#renewEvery)
+      const ok = await this.#link.eval(RENEW, [this.#key], [value, String(this.#link.config.leaseMs)], timeoutMs, 'lease')
       if (this.#value !== value) return
       if (Number(ok) === 1) {
         this.#validUntil = sentAt + this.#link.config.leaseMs
