@@ -1,0 +1,90 @@
+/**
+ * The servers of the cluster suite, each its own process on 127.0.0.1:
+ *
+ *   redis     a real redis-server (lib/redis.ts), no persistence
+ *   single    one bridge alone (no cluster block): the reference
+ *   replicas  three bridges with the same settings plus `cluster: { redis, replicaId, keyPrefix }`, sharing the Redis
+ *
+ * Every bridge has one session `up` (websocket, its channel held with `subscribe`) to the same upstream, and the
+ * settings of the fan-out suite's bridge (logLevel warn, demo off, shutdownTimeoutMs 1000, sse.maxCallers). The
+ * single bridge and the replicas hold different channels, so the one not measured receives nothing.
+ */
+import { Daemon, getJson } from '../lib/daemon.js'
+import { RedisServer } from '../lib/redis.js'
+import { sleep } from '../lib/clock.js'
+
+export const SINGLE_CHANNEL = '/bench/single'
+export const CLUSTER_CHANNEL = '/bench/cluster'
+export const SESSION = 'up'
+
+/** The parts of GET /sessions/:name this suite reads (a replica adds holder, role, replicaId). */
+interface SessionView {
+  state?: string
+  subscriptions?: Array<{ state: string }>
+  holder?: string | null
+  role?: string
+  replicaId?: string
+}
+
+const sessionUrl = (base: string): string => `${base}/sessions/${SESSION}`
+const connected = (v: SessionView | null): boolean => v !== null && v.state === 'connected' && (v.subscriptions ?? []).every((s) => s.state === 'subscribed')
+
+function bridgeConfig (upstreamUrl: string, channel: string, maxCallers: number): Record<string, unknown> {
+  return {
+    logLevel: 'warn',
+    demo: false,
+    shutdownTimeoutMs: 1000,
+    sessions: { [SESSION]: { url: upstreamUrl, connectionTypes: ['websocket'], subscribe: [channel] } },
+    sse: { maxCallers }
+  }
+}
+
+export interface Servers {
+  redis: RedisServer
+  single: Daemon
+  /** [holder, follower, follower] once they agreed */
+  replicas: Daemon[]
+  /** the process ids whose CPU a variant costs: the single bridge; the replicas and Redis */
+  pids: { single: number[], cluster: number[] }
+  stop: () => Promise<void>
+}
+
+/** Redis, then the single bridge and the three replicas together; resolves once the replicas agree on a holder. */
+export async function startServers (upstreamUrl: string, maxCallers: number, main?: string): Promise<Servers> {
+  const redis = await RedisServer.start()
+  const started: Daemon[] = []
+  const stop = async (): Promise<void> => {
+    await Promise.all(started.map(async (d) => { await d.stop() }))
+    await redis.stop()
+  }
+  try {
+    const keyPrefix = `bench-${process.pid}`
+    const opts = { ready: async (base: string) => (await getJson<SessionView>(sessionUrl(base))) !== null, ...(main === undefined ? {} : { main }) }
+    const all = await Promise.all([
+      Daemon.start('single', bridgeConfig(upstreamUrl, SINGLE_CHANNEL, maxCallers),
+        { ...opts, ready: async (base: string) => connected(await getJson<SessionView>(sessionUrl(base))) }),
+      ...['a', 'b', 'c'].map(async (id) => await Daemon.start(`replica-${id}`,
+        { ...bridgeConfig(upstreamUrl, CLUSTER_CHANNEL, maxCallers), cluster: { redis: redis.url, replicaId: id, keyPrefix } }, opts))
+    ].map(async (p) => { const d = await p; started.push(d); return d }))
+    const [single, ...replicas] = all as [Daemon, ...Daemon[]]
+    const holderAt = await agreedHolder(replicas, 20_000)
+    const ordered = [replicas[holderAt]!, ...replicas.filter((_r, i) => i !== holderAt)]
+    return { redis, single, replicas: ordered, pids: { single: [single.pid], cluster: [...ordered.map((r) => r.pid), redis.pid] }, stop }
+  } catch (error) {
+    await stop()
+    throw error
+  }
+}
+
+/** The index of the replica that all three name as holder, once it is connected upstream and subscribed. */
+async function agreedHolder (replicas: Daemon[], maxMs: number): Promise<number> {
+  const start = Date.now()
+  for (let i = 0; i < 1_000 && Date.now() - start < maxMs; i++) {
+    const views = await Promise.all(replicas.map(async (r) => await getJson<SessionView>(sessionUrl(r.base))))
+    const at = views.findIndex((v) => v?.role === 'holder')
+    const holder = views[at]
+    if (holder != null && connected(holder) && views.every((v) => v?.holder === holder.replicaId)) return at
+    await sleep(100)
+  }
+  throw new Error(`the replicas did not agree on a connected holder of ${SESSION} within ${maxMs} ms`)
+}

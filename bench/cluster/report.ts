@@ -1,0 +1,119 @@
+/** The cluster suite's figures (medians of per-run values, each run's variants side by side) and its one table. */
+import { median, ratio } from '../lib/stats.js'
+import type { Table } from '../lib/suite.js'
+import { fmt, fmtInt, fmtRatio } from '../lib/table.js'
+import type { PhaseResult } from './phase.js'
+
+export interface ClusterRun {
+  run: number
+  order: string[]
+  latencySingle: PhaseResult
+  latencyCluster: PhaseResult
+  loadSingle: PhaseResult
+  loadCluster: PhaseResult
+}
+
+interface Pct { p50: number, p99: number }
+
+/** Per run: one bridge = median of its three callers processes; holder = process A; follower = the worse of B and C. */
+function paths (r: PhaseResult, variant: 'single' | 'cluster'): { single: Pct, holder: Pct, follower: Pct } | null {
+  const g = r.groups.map((x) => x.latencyMs)
+  if (variant === 'single') {
+    const one = { p50: median(g.map((x) => x.p50)), p99: median(g.map((x) => x.p99)) }
+    return { single: one, holder: one, follower: one }
+  }
+  const worse = (k: keyof Pct): number => Math.max(g[1]?.[k] ?? Number.NaN, g[2]?.[k] ?? Number.NaN)
+  return { single: { p50: Number.NaN, p99: Number.NaN }, holder: { p50: g[0]?.p50 ?? Number.NaN, p99: g[0]?.p99 ?? Number.NaN }, follower: { p50: worse('p50'), p99: worse('p99') } }
+}
+
+const per10k = (r: PhaseResult): number => (r.serverCpuMs * 10_000) / Math.max(1, r.groups.reduce((n, g) => n + g.deliveries, 0))
+
+export interface RunFigures {
+  single: Pct, holder: Pct, follower: Pct
+  loadP99: { single: number, holder: number, follower: number }
+  deliveries: { single: number, cluster: number }
+  cpuPer10k: { single: number, cluster: number }
+}
+
+function runFigures (r: ClusterRun): RunFigures {
+  const s = paths(r.latencySingle, 'single')!
+  const c = paths(r.latencyCluster, 'cluster')!
+  const ls = paths(r.loadSingle, 'single')!
+  const lc = paths(r.loadCluster, 'cluster')!
+  return {
+    single: s.single, holder: c.holder, follower: c.follower,
+    loadP99: { single: ls.single.p99, holder: lc.holder.p99, follower: lc.follower.p99 },
+    deliveries: { single: r.loadSingle.deliveriesPerS, cluster: r.loadCluster.deliveriesPerS },
+    cpuPer10k: { single: per10k(r.loadSingle), cluster: per10k(r.loadCluster) }
+  }
+}
+
+export interface Figures {
+  perRun: RunFigures[]
+  med: (f: (r: RunFigures) => number) => number
+  added: { holder: Pct, follower: Pct }
+  deliveriesRatio: number
+  cpuRatio: number
+  lost: number
+  duplicated: number
+  /** the per-run values behind a target, for its note */
+  spreadNote: (id: string) => string
+}
+
+export function figures (runs: ClusterRun[]): Figures {
+  const perRun = runs.map(runFigures)
+  const med = (f: (r: RunFigures) => number): number => median(perRun.map(f))
+  const groups = runs.flatMap((r) => [r.latencySingle, r.latencyCluster, r.loadSingle, r.loadCluster].flatMap((p) => p.groups))
+  const byRun: Record<string, (r: RunFigures) => number> = {
+    'cluster-added-p99-follower': (r) => r.follower.p99 - r.single.p99,
+    'cluster-added-p99-holder': (r) => r.holder.p99 - r.single.p99,
+    'cluster-deliveries': (r) => ratio(r.deliveries.cluster, r.deliveries.single)
+  }
+  return {
+    perRun,
+    med,
+    added: {
+      holder: { p50: med((r) => r.holder.p50 - r.single.p50), p99: med(byRun['cluster-added-p99-holder']!) },
+      follower: { p50: med((r) => r.follower.p50 - r.single.p50), p99: med(byRun['cluster-added-p99-follower']!) }
+    },
+    deliveriesRatio: med(byRun['cluster-deliveries']!),
+    cpuRatio: med((r) => ratio(r.cpuPer10k.cluster, r.cpuPer10k.single)),
+    lost: groups.reduce((n, g) => n + Math.max(0, g.expected - g.deliveries), 0),
+    duplicated: groups.reduce((n, g) => n + Math.max(0, g.deliveries - g.expected), 0),
+    spreadNote: (id) => {
+      const f = byRun[id]
+      if (f === undefined || perRun.length < 2) return `${perRun.length} run`
+      const xs = perRun.map(f)
+      return `${perRun.length} runs, ${fmt(Math.min(...xs))}–${fmt(Math.max(...xs))}`
+    }
+  }
+}
+
+export interface TableParams { runs: number, seconds: number, n: number, rate: number, latencyN: number, latencyRate: number }
+
+export function clusterTable (p: TableParams, runs: ClusterRun[], f: Figures): Table {
+  const { med } = f
+  const dash = '·'
+  return {
+    title: `Through Redis: 3 replicas vs one bridge, side by side (latency: ${fmtInt(3 * p.latencyN)} callers at ${fmtInt(p.latencyRate)} msg/s; ` +
+      `load: ${fmtInt(3 * p.n)} callers at ${fmtInt(p.rate)} msg/s; ${p.seconds} s each; median of ${runs.length} run(s))`,
+    columns: ['path', 'p50 ms', 'p99 ms', 'added p50 ms', 'added p99 ms', 'deliveries/s (load)', '÷ one bridge', 'server CPU ms/10k', '÷ one bridge', 'p99 under load ms'],
+    rows: [
+      ['one bridge: upstream → bridge → SSE', fmt(med((r) => r.single.p50)), fmt(med((r) => r.single.p99)), dash, dash,
+        fmtInt(med((r) => r.deliveries.single)), '1.00×', fmt(med((r) => r.cpuPer10k.single), 1), '1.00×', fmt(med((r) => r.loadP99.single))],
+      ['3 replicas on Redis, all callers (CPU: replicas + Redis)', dash, dash, dash, dash,
+        fmtInt(med((r) => r.deliveries.cluster)), fmtRatio(f.deliveriesRatio), fmt(med((r) => r.cpuPer10k.cluster), 1), fmtRatio(f.cpuRatio), dash],
+      ['… caller on the holder: upstream → holder → Redis stream → holder → SSE', fmt(med((r) => r.holder.p50)), fmt(med((r) => r.holder.p99)),
+        fmt(f.added.holder.p50), fmt(f.added.holder.p99), dash, dash, dash, dash, fmt(med((r) => r.loadP99.holder))],
+      ['… caller on a follower: upstream → holder → Redis stream → follower → SSE', fmt(med((r) => r.follower.p50)), fmt(med((r) => r.follower.p99)),
+        fmt(f.added.follower.p50), fmt(f.added.follower.p99), dash, dash, dash, dash, fmt(med((r) => r.loadP99.follower))]
+    ],
+    notes: [
+      'callers: three processes (bench/fanout/callers.ts), the same for both variants: all three on the one bridge, or one on each replica (A on the holder)',
+      'one bridge p50/p99 = median of its three callers processes; follower = the worse of the two followers; added = path − one bridge, per run, median of runs',
+      `per run, added p99 holder / follower (ms): ${f.perRun.map((r) => `${fmt(r.holder.p99 - r.single.p99)} / ${fmt(r.follower.p99 - r.single.p99)}`).join(', ')}`,
+      `per run, deliveries/s ratio: ${f.perRun.map((r) => fmtRatio(ratio(r.deliveries.cluster, r.deliveries.single))).join(', ')}; CPU ratio: ${f.perRun.map((r) => fmtRatio(ratio(r.cpuPer10k.cluster, r.cpuPer10k.single))).join(', ')}`,
+      `deliveries lost: ${fmtInt(f.lost)}, duplicated: ${fmtInt(f.duplicated)} (every phase of every run, counted per callers process against sent × open)`
+    ]
+  }
+}
