@@ -55,7 +55,7 @@ export async function runPhase (upstream: Child, groups: Group[], spec: PhaseSpe
     const cpu0 = cpuOf(spec.pids)
     const pub = await upstream.call<PublishResult>('publish', { channel: spec.channel, rate: spec.rate, durationMs: spec.seconds * 1000, tag: spec.tag }, spec.seconds * 1000 + 10_000)
     const expected = opened.map((o) => o.open * pub.sent)
-    const stats = await waitDelivered(groups, expected.reduce((a, b) => a + b, 0), 10_000)
+    const stats = await waitDelivered(groups, expected.reduce((a, b) => a + b, 0), 10_000 + 2_000 * spec.seconds)
     const serverCpuMs = cpuOf(spec.pids) - cpu0
     const results = stats.map((s, i): GroupResult => ({ open: opened[i]!.open, failed: opened[i]!.failed, expected: expected[i]!, deliveries: s.deliveries, lastUs: s.lastUs, latencyMs: s.latencyMs }))
     const deliveries = results.reduce((n, r) => n + r.deliveries, 0)

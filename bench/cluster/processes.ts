@@ -6,8 +6,9 @@
  *   replicas  three bridges with the same settings plus `cluster: { redis, replicaId, keyPrefix }`, sharing the Redis
  *
  * Every bridge has one session `up` (websocket, its channel held with `subscribe`) to the same upstream, and the
- * settings of the fan-out suite's bridge (logLevel warn, demo off, shutdownTimeoutMs 1000, sse.maxCallers). The
- * single bridge and the replicas hold different channels, so the one not measured receives nothing.
+ * settings of the fan-out suite's bridge (logLevel warn, demo off, shutdownTimeoutMs 1000, sse.maxCallers) but a
+ * larger per-caller queue bound (sse.maxQueueBytes 16 MiB). The single bridge and the replicas hold different
+ * channels, so the one not measured receives nothing.
  */
 import { Daemon, getJson } from '../lib/daemon.js'
 import { RedisServer } from '../lib/redis.js'
@@ -35,7 +36,9 @@ function bridgeConfig (upstreamUrl: string, channel: string, maxCallers: number)
     demo: false,
     shutdownTimeoutMs: 1000,
     sessions: { [SESSION]: { url: upstreamUrl, connectionTypes: ['websocket'], subscribe: [channel] } },
-    sse: { maxCallers }
+    // a caller that falls 1 MiB behind (the default) is dropped as slow: under the load phase's backlog the
+    // cluster would lose callers instead of showing its rate; both variants get the same bound
+    sse: { maxCallers, maxQueueBytes: 16 * 1024 * 1024 }
   }
 }
 
@@ -49,8 +52,8 @@ export interface Servers {
   stop: () => Promise<void>
 }
 
-/** Redis, then the single bridge and the three replicas together; resolves once the replicas agree on a holder. */
-export async function startServers (upstreamUrl: string, maxCallers: number, main?: string): Promise<Servers> {
+/** Redis, then the single bridge and the three replicas together (`execArgv`: node flags of every bridge); resolves once the replicas agree on a holder. */
+export async function startServers (upstreamUrl: string, maxCallers: number, execArgv: string[] = []): Promise<Servers> {
   const redis = await RedisServer.start()
   const started: Daemon[] = []
   const stop = async (): Promise<void> => {
@@ -59,7 +62,7 @@ export async function startServers (upstreamUrl: string, maxCallers: number, mai
   }
   try {
     const keyPrefix = `bench-${process.pid}`
-    const opts = { ready: async (base: string) => (await getJson<SessionView>(sessionUrl(base))) !== null, ...(main === undefined ? {} : { main }) }
+    const opts = { ready: async (base: string) => (await getJson<SessionView>(sessionUrl(base))) !== null, execArgv }
     const all = await Promise.all([
       Daemon.start('single', bridgeConfig(upstreamUrl, SINGLE_CHANNEL, maxCallers),
         { ...opts, ready: async (base: string) => connected(await getJson<SessionView>(sessionUrl(base))) }),

@@ -13,9 +13,14 @@
  * Phase 2, load: `n` callers per process, `rate` msg/s for S s: deliveries/s (every delivery / (last arrival − first
  * publish)), server CPU per 10k deliveries (the replicas and Redis together vs the single bridge).
  *
+ * Before run 1, each variant gets a short unmeasured warm-up (JIT, first connections to Redis), else the first
+ * phase measured pays for it.
+ *
  * Flags: --cluster-runs R  --cluster-seconds S  --cluster-n N (callers per process in phase 2)  --cluster-rate M
- *        --cluster-latency-n N  --cluster-latency-rate M  --cluster-alt <dist dir> (run the bridges of another build)
+ *        --cluster-latency-n N  --cluster-latency-rate M  --cluster-profile (every bridge under --cpu-prof: one
+ *        .cpuprofile per process under the results dir, read with dist/bench/tools/cpuprofile-top.js)
  */
+import { mkdirSync } from 'node:fs'
 import path from 'node:path'
 import { Child } from '../lib/proc.js'
 import { sleep } from '../lib/clock.js'
@@ -32,8 +37,8 @@ function params (ctx: SuiteContext): Params {
   const full = ctx.mode === 'full'
   return {
     runs: intFlag(ctx.flags, 'cluster-runs', full ? 5 : 1),
-    seconds: intFlag(ctx.flags, 'cluster-seconds', full ? 4 : 1),
-    n: intFlag(ctx.flags, 'cluster-n', full ? 300 : 100),
+    seconds: intFlag(ctx.flags, 'cluster-seconds', full ? 3 : 1),
+    n: intFlag(ctx.flags, 'cluster-n', 100),
     rate: intFlag(ctx.flags, 'cluster-rate', 1_000),
     latencyN: intFlag(ctx.flags, 'cluster-latency-n', full ? 10 : 5),
     latencyRate: intFlag(ctx.flags, 'cluster-latency-rate', full ? 1_000 : 500),
@@ -54,6 +59,15 @@ function groupsOf (variant: Variant, servers: Servers, callers: Child[]): Group[
 function describe (what: string, variant: Variant, r: PhaseResult): string {
   const groups = r.groups.map((g) => `${fmt(g.latencyMs.p50)}/${fmt(g.latencyMs.p99)}`).join(' ')
   return `${what} ${variant}: ${fmtInt(r.deliveriesPerS)} deliveries/s, ${r.missing === 0 ? 'none lost' : `${r.missing} missing`}, p50/p99 by group ${groups} ms, CPU ${fmt(r.serverCpuMs)} ms`
+}
+
+/** Unmeasured: both variants once at the latency phase's rate, ~0.5 s each. */
+async function warmUp (p: Params, upstream: Child, servers: Servers, callers: Child[]): Promise<void> {
+  for (const variant of ['single', 'cluster'] as Variant[]) {
+    await runPhase(upstream, groupsOf(variant, servers, callers), {
+      tag: `w${variant[0]}`, channel: variant === 'single' ? SINGLE_CHANNEL : CLUSTER_CHANNEL, rate: p.latencyRate, n: p.latencyN, seconds: 0.5, pids: [], settleMs: 100
+    })
+  }
 }
 
 async function measureRun (ctx: SuiteContext, p: Params, run: number, upstream: Child, servers: Servers, callers: Child[]): Promise<ClusterRun> {
@@ -84,7 +98,9 @@ export const clusterSuite: Suite = {
   title: 'through Redis: a message via three replicas (holder → Redis stream → followers) vs one bridge, side by side',
   async run (ctx: SuiteContext): Promise<SuiteResult> {
     const p = params(ctx)
-    const alt = typeof ctx.flags['cluster-alt'] === 'string' ? path.join(path.resolve(ctx.flags['cluster-alt']), 'server', 'main.js') : undefined
+    const profileDir = path.join(ctx.outDir, 'profiles')
+    const execArgv = ctx.flags['cluster-profile'] === true ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : []
+    if (execArgv.length > 0) mkdirSync(profileDir, { recursive: true })
     const t0 = Date.now()
     const upstream = await Child.fork('fanout/upstream.js', [], { name: 'upstream' })
     const children: Child[] = [upstream]
@@ -93,7 +109,7 @@ export const clusterSuite: Suite = {
     try {
       const upstreamUrl = (upstream.readyInfo as { url: string }).url
       const [s, ...callers] = await Promise.all([
-        startServers(upstreamUrl, 3 * p.n + 100, alt),
+        startServers(upstreamUrl, 3 * p.n + 100, execArgv),
         ...['A', 'B', 'C'].map(async (k) => await Child.fork('fanout/callers.js', [], { name: `callers-${k}` }))
       ]) as [Servers, ...Child[]]
       servers = s
@@ -101,6 +117,7 @@ export const clusterSuite: Suite = {
       // the daemon's start-up GCs run 1, 2 and 8 s after its sessions opened (server/session/startup.ts)
       if (ctx.mode === 'full') await sleep(9_000)
       ctx.log(`cluster: redis ${s.redis.url}, one bridge ${s.single.base}, replicas ${s.replicas.map((r) => r.base).join(' ')} (holder first); ready in ${Date.now() - t0} ms`)
+      await warmUp(p, upstream, s, callers)
       for (let run = 0; run < p.runs; run++) runs.push(await measureRun(ctx, p, run, upstream, s, callers))
     } finally {
       for (const c of children.reverse()) await c.stop().catch(() => { c.kill() })
@@ -115,6 +132,7 @@ export const clusterSuite: Suite = {
       judged({ id: 'cluster-added-p99-holder', what: `added p99 through Redis, caller on the holder (${fmtInt(p.latencyRate)} msg/s)`, unit: 'ms', goal: { atMost: 10 } }, f.added.holder.p99),
       judged({ id: 'cluster-deliveries', what: `deliveries/s, 3 replicas ÷ one bridge (${fmtInt(3 * p.n)} callers, ${fmtInt(p.rate)} msg/s)`, unit: 'x', goal: { atLeast: 0.5 } }, f.deliveriesRatio)
     ]
-    return { tables: [clusterTable(p, runs, f)], data: { params: p, runs }, targets }
+    const files = execArgv.length > 0 ? [path.relative(process.cwd(), profileDir)] : []
+    return { tables: [clusterTable(p, runs, f)], data: { params: p, runs }, targets, files }
   }
 }
