@@ -25,6 +25,7 @@ interface SessionView {
   holder?: string | null
   role?: string
   replicaId?: string
+  term?: number | null
 }
 
 const sessionUrl = (base: string): string => `${base}/sessions/${SESSION}`
@@ -77,6 +78,12 @@ export async function startServers (upstreamUrl: string, maxCallers: number, exe
     await stop()
     throw error
   }
+}
+
+/** Who holds the session with which term, as each replica sees it: a phase is clean when this did not change. */
+export async function leaseState (servers: Servers): Promise<string> {
+  const views = await Promise.all(servers.replicas.map(async (r) => await getJson<SessionView>(sessionUrl(r.base))))
+  return views.map((v) => v === null ? 'no answer' : `${v.holder ?? 'none'}|${v.term ?? '?'}`).join(' ')
 }
 
 /** The index of the replica that all three name as holder, once it is connected upstream and subscribed. */

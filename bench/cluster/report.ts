@@ -11,6 +11,8 @@ export interface ClusterRun {
   latencyCluster: PhaseResult
   loadSingle: PhaseResult
   loadCluster: PhaseResult
+  /** set when the holder or its term changed during a cluster phase (a failover: messages may be lost upstream) */
+  leaseChanged?: string
 }
 
 interface Pct { p50: number, p99: number }

@@ -27,7 +27,7 @@ import { sleep } from '../lib/clock.js'
 import { judge, type TargetResult, type TargetSpec } from '../lib/targets.js'
 import { intFlag, type Suite, type SuiteContext, type SuiteResult } from '../lib/suite.js'
 import { fmt, fmtInt } from '../lib/table.js'
-import { CLUSTER_CHANNEL, SESSION, SINGLE_CHANNEL, startServers, type Servers } from './processes.js'
+import { CLUSTER_CHANNEL, SESSION, SINGLE_CHANNEL, leaseState, startServers, type Servers } from './processes.js'
 import { runPhase, type Group, type PhaseResult, type PhaseSpec } from './phase.js'
 import { clusterTable, figures, type ClusterRun } from './report.js'
 
@@ -84,8 +84,11 @@ async function measureRun (ctx: SuiteContext, p: Params, run: number, upstream: 
         pids: servers.pids[variant],
         settleMs: p.settleMs
       }
+      const lease0 = variant === 'cluster' ? await leaseState(servers) : ''
       const r = await runPhase(upstream, groupsOf(variant, servers, callers), spec)
-      ctx.log(`  run ${run + 1} ${describe(phase, variant, r)}`)
+      const lease1 = variant === 'cluster' ? await leaseState(servers) : ''
+      if (lease1 !== lease0) out.leaseChanged = `${phase}: ${lease0} → ${lease1}`
+      ctx.log(`  run ${run + 1} ${describe(phase, variant, r)}${lease1 !== lease0 ? `; the lease moved (holder|term seen by each replica): ${lease0} → ${lease1}` : ''}`)
       out[`${phase}${variant === 'single' ? 'Single' : 'Cluster'}`] = r
       await sleep(200)
     }
