@@ -71,13 +71,28 @@ export async function startServers (upstreamUrl: string, maxCallers: number, exe
         { ...bridgeConfig(upstreamUrl, CLUSTER_CHANNEL, maxCallers), cluster: { redis: redis.url, replicaId: id, keyPrefix } }, opts))
     ].map(async (p) => { const d = await p; started.push(d); return d }))
     const [single, ...replicas] = all as [Daemon, ...Daemon[]]
-    const holderAt = await agreedHolder(replicas, 20_000)
-    const ordered = [replicas[holderAt]!, ...replicas.filter((_r, i) => i !== holderAt)]
-    return { redis, single, replicas: ordered, pids: { single: [single.pid], cluster: [...ordered.map((r) => r.pid), redis.pid] }, stop }
+    const servers = { redis, single, replicas, pids: { single: [single.pid], cluster: [] }, stop }
+    await settle(servers)
+    return servers
   } catch (error) {
     await stop()
     throw error
   }
+}
+
+/** Why a replica gave its lease up, from its log (the daemon warns "lease lost: …" with a reason). */
+export function leaseLossReasons (servers: Servers): string[] {
+  return servers.replicas.flatMap((r) => r.logLines('lease lost').map((line) => {
+    const reason = /"reason":"([^"]*)"/.exec(line)?.[1] ?? line.slice(0, 200)
+    return `${r.name}: ${reason}`
+  }))
+}
+
+/** Waits until the replicas agree on a connected holder and puts it first in `servers.replicas` (it may have moved). */
+export async function settle (servers: Servers, maxMs = 20_000): Promise<void> {
+  const at = await agreedHolder(servers.replicas, maxMs)
+  servers.replicas = [servers.replicas[at]!, ...servers.replicas.filter((_r, i) => i !== at)]
+  servers.pids.cluster = [...servers.replicas.map((r) => r.pid), servers.redis.pid]
 }
 
 /** Who holds the session with which term, as each replica sees it: a phase is clean when this did not change. */

@@ -36,6 +36,7 @@ export class Daemon {
   readonly #cp: ChildProcess
   readonly #dir: string
   #stderr = ''
+  #stdout = ''
   #exited = false
   readonly #kill = (): void => { if (!this.#exited) this.#cp.kill('SIGKILL') }
 
@@ -47,7 +48,10 @@ export class Daemon {
     cp.once('exit', () => { this.#exited = true })
     cp.stderr?.setEncoding('utf8')
     cp.stderr?.on('data', (c: string) => { this.#stderr = (this.#stderr + c).slice(-4000) })
-    cp.stdout?.on('data', (c: Buffer) => { if (process.env.BENCH_VERBOSE === '1') process.stderr.write(`[${name}] ${c.toString('utf8')}`) })
+    cp.stdout?.on('data', (c: Buffer) => {
+      this.#stdout = (this.#stdout + c.toString('utf8')).slice(-16_000)
+      if (process.env.BENCH_VERBOSE === '1') process.stderr.write(`[${name}] ${c.toString('utf8')}`)
+    })
     process.on('exit', this.#kill)
   }
 
@@ -72,6 +76,11 @@ export class Daemon {
     const why = daemon.#exited ? 'exited' : `not ready within ${readyMs} ms`
     await daemon.stop()
     throw new Error(`${name} ${why}: ${daemon.#stderr.slice(-1500)}`)
+  }
+
+  /** The lines of its recent log (the last 16 KB of stdout) that contain `text`, e.g. a pino message. */
+  logLines (text: string): string[] {
+    return this.#stdout.split('\n').filter((line) => line.includes(text))
   }
 
   async stop (): Promise<void> {
