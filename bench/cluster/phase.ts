@@ -24,6 +24,8 @@ export interface PhaseResult {
   missing: number
   /** CPU (user + system) of the servers of the variant during the publish and the drain, ms */
   serverCpuMs: number
+  /** the servers' longest event-loop delay during the phase, ms (one bridge; or holder, followers), set by the suite */
+  lagMaxMs?: number[]
 }
 
 export interface PhaseSpec { tag: string, channel: string, rate: number, seconds: number, n: number, pids: number[], settleMs: number }

@@ -80,9 +80,19 @@ export async function startServers (upstreamUrl: string, maxCallers: number, exe
   }
 }
 
+/**
+ * The longest event-loop delay of a bridge since the previous call, ms (prom-client's monitorEventLoopDelay behind
+ * /metrics, reset at every scrape; 10 ms resolution): what a lease renewal waits for in a saturated holder.
+ */
+export async function eventLoopLagMaxMs (base: string): Promise<number> {
+  const text = await fetch(`${base}/metrics`, { signal: AbortSignal.timeout(10_000) }).then(async (r) => await r.text(), () => '')
+  const m = /^cometd_bridge_nodejs_eventloop_lag_max_seconds ([\d.e+-]+)$/m.exec(text)
+  return m === null ? Number.NaN : Number(m[1]) * 1000
+}
+
 /** Why a replica gave its lease up, from its log (the daemon warns "lease lost: …" with a reason). */
-export function leaseLossReasons (servers: Servers): string[] {
-  return servers.replicas.flatMap((r) => r.logLines('lease lost').map((line) => {
+export function leaseLossReasons (servers: Servers, sinceLine: number[]): string[] {
+  return servers.replicas.flatMap((r, i) => r.logLines('lease lost', sinceLine[i]).map((line) => {
     const reason = /"reason":"([^"]*)"/.exec(line)?.[1] ?? line.slice(0, 200)
     return `${r.name}: ${reason}`
   }))

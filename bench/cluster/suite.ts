@@ -21,13 +21,15 @@
  *        .cpuprofile per process under the results dir, read with dist/bench/tools/cpuprofile-top.js)
  */
 import { mkdirSync } from 'node:fs'
+import os from 'node:os'
 import path from 'node:path'
 import { Child } from '../lib/proc.js'
 import { sleep } from '../lib/clock.js'
+import { waitQuiet } from '../lib/machine.js'
 import { judge, type TargetResult, type TargetSpec } from '../lib/targets.js'
 import { intFlag, type Suite, type SuiteContext, type SuiteResult } from '../lib/suite.js'
 import { fmt, fmtInt } from '../lib/table.js'
-import { CLUSTER_CHANNEL, SESSION, SINGLE_CHANNEL, leaseLossReasons, leaseState, settle, startServers, type Servers } from './processes.js'
+import { CLUSTER_CHANNEL, SESSION, SINGLE_CHANNEL, eventLoopLagMaxMs, leaseLossReasons, leaseState, settle, startServers, type Servers } from './processes.js'
 import { runPhase, type Group, type PhaseResult, type PhaseSpec } from './phase.js'
 import { clusterTable, figures, type ClusterRun } from './report.js'
 
@@ -58,7 +60,8 @@ function groupsOf (variant: Variant, servers: Servers, callers: Child[]): Group[
 
 function describe (what: string, variant: Variant, r: PhaseResult): string {
   const groups = r.groups.map((g) => `${fmt(g.latencyMs.p50)}/${fmt(g.latencyMs.p99)}`).join(' ')
-  return `${what} ${variant}: ${fmtInt(r.deliveriesPerS)} deliveries/s, ${r.missing === 0 ? 'none lost' : `${r.missing} missing`}, p50/p99 by group ${groups} ms, CPU ${fmt(r.serverCpuMs)} ms`
+  return `${what} ${variant}: ${fmtInt(r.deliveriesPerS)} deliveries/s, ${r.missing === 0 ? 'none lost' : `${r.missing} missing`}, p50/p99 by group ${groups} ms, ` +
+    `CPU ${fmtInt(r.serverCpuMs)} ms, event-loop lag max ${(r.lagMaxMs ?? []).map((x) => fmtInt(x)).join('/')} ms`
 }
 
 /** Unmeasured: both variants once at the latency phase's rate, ~0.5 s each. */
@@ -84,10 +87,14 @@ async function measureRun (ctx: SuiteContext, p: Params, run: number, upstream: 
         pids: servers.pids[variant],
         settleMs: p.settleMs
       }
+      const bases = variant === 'single' ? [servers.single.base] : servers.replicas.map((d) => d.base)
+      const marks = servers.replicas.map((d) => d.logLineCount)
       const lease0 = variant === 'cluster' ? await leaseState(servers) : ''
+      await Promise.all(bases.map(eventLoopLagMaxMs))
       const r = await runPhase(upstream, groupsOf(variant, servers, callers), spec)
+      r.lagMaxMs = await Promise.all(bases.map(eventLoopLagMaxMs))
       const lease1 = variant === 'cluster' ? await leaseState(servers) : ''
-      if (lease1 !== lease0) out.leaseChanged = `${phase}: ${lease0} → ${lease1}; ${leaseLossReasons(servers).join(', ') || 'no "lease lost" in their logs'}`
+      if (lease1 !== lease0) out.leaseChanged = `${phase}: ${lease0} → ${lease1}; ${leaseLossReasons(servers, marks).join(', ') || 'no "lease lost" in their logs'}`
       ctx.log(`  run ${run + 1} ${describe(phase, variant, r)}${lease1 !== lease0 ? `; the lease moved (holder|term seen by each replica): ${out.leaseChanged}` : ''}`)
       out[`${phase}${variant === 'single' ? 'Single' : 'Cluster'}`] = r
       await sleep(200)
@@ -108,7 +115,11 @@ async function measureRuns (ctx: SuiteContext, p: Params, upstream: Child, serve
   const retries = ctx.mode === 'full' ? 2 : 0
   for (let run = 0; run < p.runs; run++) {
     for (let attempt = 0; attempt <= retries; attempt++) {
-      const r = await measureRun(ctx, p, run, upstream, servers, callers)
+      // our processes are idle here: what keeps the cores busy now is foreign work
+      const quiet = ctx.mode === 'full' ? await waitQuiet(0.25, 20_000) : { busy: Number.NaN, waitedMs: 0 }
+      const load1 = os.loadavg()[0]!
+      const r = { ...await measureRun(ctx, p, run, upstream, servers, callers), foreignBusy: quiet.busy, load1 }
+      ctx.log(`  run ${run + 1}: load average ${fmt(load1)} at its start${Number.isFinite(quiet.busy) ? `, foreign work ${fmt(quiet.busy * 100, 0)} % of the cores after waiting ${fmtInt(quiet.waitedMs)} ms for < 25 %` : ''}`)
       if (r.leaseChanged !== undefined) await settle(servers)
       if (clean(r) || attempt === retries) { kept.push(r); break }
       discarded.push(r)

@@ -36,7 +36,10 @@ export class Daemon {
   readonly #cp: ChildProcess
   readonly #dir: string
   #stderr = ''
-  #stdout = ''
+  /** the last 200–400 complete lines of stdout, and how many lines it printed in all */
+  #lines: string[] = []
+  #lineCount = 0
+  #partial = ''
   #exited = false
   readonly #kill = (): void => { if (!this.#exited) this.#cp.kill('SIGKILL') }
 
@@ -49,7 +52,12 @@ export class Daemon {
     cp.stderr?.setEncoding('utf8')
     cp.stderr?.on('data', (c: string) => { this.#stderr = (this.#stderr + c).slice(-4000) })
     cp.stdout?.on('data', (c: Buffer) => {
-      this.#stdout = (this.#stdout + c.toString('utf8')).slice(-16_000)
+      const text = this.#partial + c.toString('utf8')
+      const lines = text.split('\n')
+      this.#partial = lines.pop() ?? ''
+      this.#lines.push(...lines)
+      this.#lineCount += lines.length
+      if (this.#lines.length > 400) this.#lines.splice(0, this.#lines.length - 200)
       if (process.env.BENCH_VERBOSE === '1') process.stderr.write(`[${name}] ${c.toString('utf8')}`)
     })
     process.on('exit', this.#kill)
@@ -78,9 +86,13 @@ export class Daemon {
     throw new Error(`${name} ${why}: ${daemon.#stderr.slice(-1500)}`)
   }
 
-  /** The lines of its recent log (the last 16 KB of stdout) that contain `text`, e.g. a pino message. */
-  logLines (text: string): string[] {
-    return this.#stdout.split('\n').filter((line) => line.includes(text))
+  /** How many lines it printed on stdout so far: a mark for `logLines(text, since)`. */
+  get logLineCount (): number { return this.#lineCount }
+
+  /** Its recent stdout lines (the last 200 at least) from line number `since` on that contain `text`, e.g. a pino message. */
+  logLines (text: string, since = 0): string[] {
+    const first = this.#lineCount - this.#lines.length
+    return this.#lines.slice(Math.max(0, since - first)).filter((line) => line.includes(text))
   }
 
   async stop (): Promise<void> {
