@@ -124,6 +124,7 @@ export function clusterTable (p: TableParams, runs: ClusterRun[], f: Figures, di
       'one bridge p50/p99 = median of its three callers processes; follower = the worse of the two followers; added = path − one bridge, per run, median of runs',
       `per run, added p99 holder / follower (ms): ${f.perRun.map((r) => `${fmt(r.holder.p99 - r.single.p99)} / ${fmt(r.follower.p99 - r.single.p99)}`).join(', ')}`,
       `per run, deliveries/s ratio: ${f.perRun.map((r) => fmtRatio(ratio(r.deliveries.cluster, r.deliveries.single))).join(', ')}; CPU ratio: ${f.perRun.map((r) => fmtRatio(ratio(r.cpuPer10k.cluster, r.cpuPer10k.single))).join(', ')}`,
+      `per run, server CPU in the latency phase (few callers: the per-message cost), 3 replicas + Redis ÷ one bridge: ${runs.map((r) => fmtRatio(ratio(r.latencyCluster.serverCpuMs, r.latencySingle.serverCpuMs))).join(', ')}`,
       `deliveries lost: ${fmtInt(f.lost)}, duplicated: ${fmtInt(f.duplicated)} (every phase of every run, counted per callers process against sent × open)`,
       ...runs.filter((r) => r.leaseChanged !== undefined).map((r) => `run ${r.run + 1}: the lease moved (${r.leaseChanged})`),
       ...discarded.map((r) => `discarded run ${r.run + 1} (measured again): ${r.leaseChanged ?? 'no lease change'}; missing deliveries ` +
