@@ -31,15 +31,15 @@ interface SessionView {
 const sessionUrl = (base: string): string => `${base}/sessions/${SESSION}`
 const connected = (v: SessionView | null): boolean => v !== null && v.state === 'connected' && (v.subscriptions ?? []).every((s) => s.state === 'subscribed')
 
-function bridgeConfig (upstreamUrl: string, channel: string, maxCallers: number): Record<string, unknown> {
+function bridgeConfig (upstreamUrl: string, channel: string, o: ServerOptions): Record<string, unknown> {
   return {
-    logLevel: 'warn',
+    logLevel: o.logLevel ?? 'warn',
     demo: false,
     shutdownTimeoutMs: 1000,
     sessions: { [SESSION]: { url: upstreamUrl, connectionTypes: ['websocket'], subscribe: [channel] } },
     // a caller that falls 1 MiB behind (the default) is dropped as slow: under the load phase's backlog the
     // cluster would lose callers instead of showing its rate; both variants get the same bound
-    sse: { maxCallers, maxQueueBytes: 16 * 1024 * 1024 }
+    sse: { maxCallers: o.maxCallers, maxQueueBytes: 16 * 1024 * 1024 }
   }
 }
 
@@ -53,8 +53,16 @@ export interface Servers {
   stop: () => Promise<void>
 }
 
-/** Redis, then the single bridge and the three replicas together (`execArgv`: node flags of every bridge); resolves once the replicas agree on a holder. */
-export async function startServers (upstreamUrl: string, maxCallers: number, execArgv: string[] = []): Promise<Servers> {
+/** Redis, then the single bridge and the three replicas together; resolves once the replicas agree on a holder. */
+export interface ServerOptions {
+  maxCallers: number
+  /** node flags of every bridge, e.g. --cpu-prof */
+  execArgv?: string[]
+  /** every bridge's logLevel (default warn); their log is read for lease losses, and shown with BENCH_VERBOSE=1 */
+  logLevel?: string
+}
+
+export async function startServers (upstreamUrl: string, o: ServerOptions): Promise<Servers> {
   const redis = await RedisServer.start()
   const started: Daemon[] = []
   const stop = async (): Promise<void> => {
@@ -63,12 +71,12 @@ export async function startServers (upstreamUrl: string, maxCallers: number, exe
   }
   try {
     const keyPrefix = `bench-${process.pid}`
-    const opts = { ready: async (base: string) => (await getJson<SessionView>(sessionUrl(base))) !== null, execArgv }
+    const opts = { ready: async (base: string) => (await getJson<SessionView>(sessionUrl(base))) !== null, execArgv: o.execArgv ?? [] }
     const all = await Promise.all([
-      Daemon.start('single', bridgeConfig(upstreamUrl, SINGLE_CHANNEL, maxCallers),
+      Daemon.start('single', bridgeConfig(upstreamUrl, SINGLE_CHANNEL, o),
         { ...opts, ready: async (base: string) => connected(await getJson<SessionView>(sessionUrl(base))) }),
       ...['a', 'b', 'c'].map(async (id) => await Daemon.start(`replica-${id}`,
-        { ...bridgeConfig(upstreamUrl, CLUSTER_CHANNEL, maxCallers), cluster: { redis: redis.url, replicaId: id, keyPrefix } }, opts))
+        { ...bridgeConfig(upstreamUrl, CLUSTER_CHANNEL, o), cluster: { redis: redis.url, replicaId: id, keyPrefix } }, opts))
     ].map(async (p) => { const d = await p; started.push(d); return d }))
     const [single, ...replicas] = all as [Daemon, ...Daemon[]]
     const servers = { redis, single, replicas, pids: { single: [single.pid], cluster: [] }, stop }

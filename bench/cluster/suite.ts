@@ -19,6 +19,7 @@
  * Flags: --cluster-runs R  --cluster-seconds S  --cluster-n N (callers per process in phase 2)  --cluster-rate M
  *        --cluster-latency-n N  --cluster-latency-rate M  --cluster-profile (every bridge under --cpu-prof: one
  *        .cpuprofile per process under the results dir, read with dist/bench/tools/cpuprofile-top.js)
+ *        --cluster-log-level debug (every bridge's logLevel; BENCH_VERBOSE=1 shows their logs)
  */
 import { mkdirSync } from 'node:fs'
 import os from 'node:os'
@@ -43,7 +44,7 @@ function params (ctx: SuiteContext): Params {
     n: intFlag(ctx.flags, 'cluster-n', 100),
     rate: intFlag(ctx.flags, 'cluster-rate', 1_000),
     latencyN: intFlag(ctx.flags, 'cluster-latency-n', full ? 10 : 5),
-    latencyRate: intFlag(ctx.flags, 'cluster-latency-rate', full ? 1_000 : 500),
+    latencyRate: intFlag(ctx.flags, 'cluster-latency-rate', 1_000),
     settleMs: full ? 1_000 : 300
   }
 }
@@ -146,7 +147,7 @@ export const clusterSuite: Suite = {
     try {
       const upstreamUrl = (upstream.readyInfo as { url: string }).url
       const [s, ...callers] = await Promise.all([
-        startServers(upstreamUrl, 3 * p.n + 100, execArgv),
+        startServers(upstreamUrl, { maxCallers: 3 * p.n + 100, execArgv, ...(typeof ctx.flags['cluster-log-level'] === 'string' ? { logLevel: ctx.flags['cluster-log-level'] } : {}) }),
         ...['A', 'B', 'C'].map(async (k) => await Child.fork('fanout/callers.js', [], { name: `callers-${k}` }))
       ]) as [Servers, ...Child[]]
       servers = s
@@ -164,7 +165,7 @@ export const clusterSuite: Suite = {
     const moved = runs.filter((r) => r.leaseChanged !== undefined).length
     const extra = discarded.length > 0 ? `; ${discarded.length} run(s) discarded and measured again (lease moved or deliveries lost)` : ''
     const judged = (spec: TargetSpec, value: number): TargetResult => f.lost + f.duplicated === 0
-      ? { ...judge(spec, value), note: `${f.spreadNote(spec.id)}${extra}; goal ours (the issue gives none), docs/BENCHMARKS.md` }
+      ? { ...judge(spec, value), note: `${f.spreadNote(spec.id)}${ctx.mode === 'quick' ? ' of 1 s (quick: a smoke test, --full for figures)' : ''}${extra}; goal ours (the issue gives none), docs/BENCHMARKS.md` }
       : judge({ ...spec, note: `${f.lost} lost, ${f.duplicated} duplicated deliveries${moved > 0 ? ` (the lease moved in ${moved} run(s): a failover)` : ''}` }, Number.NaN)
     const targets = [
       judged({ id: 'cluster-added-p99-follower', what: `added p99 through Redis, caller on a follower (${fmtInt(p.latencyRate)} msg/s)`, unit: 'ms', goal: { atMost: 10 } }, f.added.follower.p99),
