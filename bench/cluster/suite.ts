@@ -165,7 +165,7 @@ export const clusterSuite: Suite = {
     const moved = runs.filter((r) => r.leaseChanged !== undefined).length
     const extra = discarded.length > 0 ? `; ${discarded.length} run(s) discarded and measured again (lease moved or deliveries lost)` : ''
     const judged = (spec: TargetSpec, value: number): TargetResult => f.lost + f.duplicated === 0
-      ? { ...judge(spec, value), note: `${f.spreadNote(spec.id)}${ctx.mode === 'quick' ? ' of 1 s (quick: a smoke test, --full for figures)' : ''}${extra}; goal ours (the issue gives none), docs/BENCHMARKS.md` }
+      ? { ...judge(spec, value), note: `${f.spreadNote(spec.id)}${ctx.mode === 'quick' ? ` of ${p.seconds} s (quick: a smoke test, --full for figures)` : ''}${extra}; goal ours (the issue gives none), docs/BENCHMARKS.md` }
       : judge({ ...spec, note: `${f.lost} lost, ${f.duplicated} duplicated deliveries${moved > 0 ? ` (the lease moved in ${moved} run(s): a failover)` : ''}` }, Number.NaN)
     const targets = [
       judged({ id: 'cluster-added-p99-follower', what: `added p99 through Redis, caller on a follower (${fmtInt(p.latencyRate)} msg/s)`, unit: 'ms', goal: { atMost: 10 } }, f.added.follower.p99),
