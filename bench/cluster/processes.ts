@@ -53,7 +53,6 @@ export interface Servers {
   stop: () => Promise<void>
 }
 
-/** Redis, then the single bridge and the three replicas together; resolves once the replicas agree on a holder. */
 export interface ServerOptions {
   maxCallers: number
   /** node flags of every bridge, e.g. --cpu-prof */
@@ -62,6 +61,7 @@ export interface ServerOptions {
   logLevel?: string
 }
 
+/** Redis, then the single bridge and the three replicas together; resolves once the replicas agree on a holder. */
 export async function startServers (upstreamUrl: string, o: ServerOptions): Promise<Servers> {
   const redis = await RedisServer.start()
   const started: Daemon[] = []
