@@ -14,6 +14,7 @@ import type { Config } from '../config/index.js'
 import { redactText } from '../config/redact.js'
 import { ErrorCode, HttpError, installErrorHandlers, sendHttpError } from './errors.js'
 import { AccessControl, installAuth } from './http/auth.js'
+import { installOpenStreams } from './http/open-streams.js'
 import { installJsonBody } from './http/body.js'
 import { installDynamicSessions } from './http/dynamic-sessions.js'
 import { consoleAuthHooks, consoleRoutes, loadConsoleAssets } from './http/routes/console.js'
@@ -131,6 +132,8 @@ export async function buildApp (config: Config, deps: AppDeps = {}): Promise<Fas
   // authentication and authorization of every request, after the draining check, before any body is read
   const consoleAssets = loadConsoleAssets()
   installAuth(app, new AccessControl(config.auth), consoleAuthHooks(consoleAssets))
+  // after authentication: a stream is tracked with its principal (expiry, rights re-checked on reload)
+  installOpenStreams(app)
   installLifecycle(app, sessions, bridge)
 
   if (deps.onRoute !== undefined) app.addHook('onRoute', deps.onRoute)
