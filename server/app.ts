@@ -8,7 +8,7 @@
  * upstream client (sends /meta/disconnect) within shutdownTimeoutMs.
  */
 import Fastify, { LogController } from 'fastify'
-import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from 'fastify'
+import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest, FastifyServerOptions, RouteOptions } from 'fastify'
 import websocket from '@fastify/websocket'
 import type { Config } from '../config/index.js'
 import { redactText } from '../config/redact.js'
@@ -77,18 +77,9 @@ export interface AppDeps {
   reloadSource?: ConfigSource
 }
 
-/**
- * Configured sessions opening upstream at the same time at start-up; a slot passes to the next session when the
- * first attempt is over, or after STARTUP_SLOT_MS (a slow upstream does not hold the others back). Measured with
- * 1,000 long-polling sessions against a local faye (then a full GC, main.ts): settled RSS 142 MB with 20 at a time,
- * 150 MB with 50, 199 MB all at once; ready in 7 s either way.
- */
-export const STARTUP_CONCURRENCY = 20
-export const STARTUP_SLOT_MS = 2_000
-
-export async function buildApp (config: Config, deps: AppDeps = {}): Promise<FastifyInstance> {
-  const logger = deps.logger ?? createLogger(config.logLevel)
-  const app: FastifyInstance = Fastify({
+/** Fastify's own settings: our logger, one request line per request, HEAD routes, errors in the catalogue's shape. */
+function fastifyOptions (config: Config, logger: AppLogger): FastifyServerOptions {
+  return {
     loggerInstance: logger as FastifyBaseLogger,
     logController: new LogController({ disableRequestLogging: true }), // one line per request, at its level: ops/request-log.ts
     bodyLimit: config.http.bodyLimitBytes,
@@ -102,7 +93,21 @@ export async function buildApp (config: Config, deps: AppDeps = {}): Promise<Fas
       const message = err.code === 'FST_ERR_BAD_URL' ? 'The URL is not valid (a malformed percent-escape?)' : redactText(err.message)
       void sendHttpError(reply, new HttpError(400, ErrorCode.BAD_REQUEST, message))
     }
-  })
+  }
+}
+
+/**
+ * Configured sessions opening upstream at the same time at start-up; a slot passes to the next session when the
+ * first attempt is over, or after STARTUP_SLOT_MS (a slow upstream does not hold the others back). Measured with
+ * 1,000 long-polling sessions against a local faye (then a full GC, main.ts): settled RSS 142 MB with 20 at a time,
+ * 150 MB with 50, 199 MB all at once; ready in 7 s either way.
+ */
+export const STARTUP_CONCURRENCY = 20
+export const STARTUP_SLOT_MS = 2_000
+
+export async function buildApp (config: Config, deps: AppDeps = {}): Promise<FastifyInstance> {
+  const logger = deps.logger ?? createLogger(config.logLevel)
+  const app: FastifyInstance = Fastify(fastifyOptions(config, logger))
   const metrics: BridgeMetrics = new BridgeMetrics(() => sessions.values(), deps.defaultMetrics ?? true)
   // replicas sharing a Redis: loaded only then (the Redis client with it)
   const cluster = config.cluster === undefined
@@ -129,10 +134,10 @@ export async function buildApp (config: Config, deps: AppDeps = {}): Promise<Fas
   installErrorHandlers(app)
   installRequestLog(app)
   app.addHook('onRequest', async (req, reply) => refuseWhileDraining(bridge, req, reply))
-  // authentication and authorization of every request, after the draining check, before any body is read
+  // authentication and authorization of every request, after the draining check, before any body is read; then
+  // the open streams are tracked with their principal (expiry, rights checked again on reload)
   const consoleAssets = loadConsoleAssets()
   installAuth(app, new AccessControl(config.auth), consoleAuthHooks(consoleAssets))
-  // after authentication: a stream is tracked with its principal (expiry, rights re-checked on reload)
   installOpenStreams(app)
   installLifecycle(app, sessions, bridge)
 
