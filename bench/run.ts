@@ -14,6 +14,8 @@
  *                  --runs R --n N --warmup W --window 1000 --rate 500 --latency-s S
  *                  --profile sub,pub,server [--profile-libs client-core]  (.cpuprofile files under the results dir)
  *                  --quiet-wait-s S --quiet-busy-pct P --max-other-pct P --retries K  (noise control, on in --full)
+ *   cluster suite: --cluster-runs R --cluster-seconds S --cluster-n N --cluster-rate M --cluster-latency-n N
+ *                  --cluster-latency-rate M --cluster-profile  (bench/cluster/suite.ts; needs redis-server)
  *
  * Prints the tables and writes bench/results/<timestamp>.json (machine, parameters, every run, medians, ratios)
  * and the same tables as Markdown in bench/results/<timestamp>.md.
@@ -27,9 +29,10 @@ import type { Mode, Suite, SuiteResult } from './lib/suite.js'
 import { targetRows, type TargetResult } from './lib/targets.js'
 import { clientSuite } from './client/suite.js'
 import { fanoutSuite, sessionsSuite } from './fanout/suite.js'
+import { clusterSuite } from './cluster/suite.js'
 
 /** Every suite, in run order. Later parts of issue 5 (fan-out, added latency, memory, sessions) plug in here. */
-const SUITES: Suite[] = [clientSuite, fanoutSuite, sessionsSuite]
+const SUITES: Suite[] = [clientSuite, fanoutSuite, sessionsSuite, clusterSuite]
 
 /** The repository root: dist/bench → ../.. */
 const ROOT = path.resolve(BENCH_DIR, '..', '..')
@@ -85,8 +88,10 @@ async function main (): Promise<void> {
   const results: Record<string, SuiteResult | { error: string }> = {}
   const budgetMs = mode === 'quick' ? 110_000 / suites.length : 30 * 60_000
   let failed = false
+  const seconds: Record<string, number> = {}
   for (const suite of suites) {
     log(`— ${suite.name}: ${suite.title}`)
+    const t0 = Date.now()
     try {
       results[suite.name] = await suite.run({ mode, flags, log, outDir, budgetMs })
     } catch (error) {
@@ -95,12 +100,14 @@ async function main (): Promise<void> {
       log(`suite ${suite.name} failed: ${message}`)
       results[suite.name] = { error: message }
     }
+    seconds[suite.name] = Math.round((Date.now() - t0) / 1000)
+    log(`— ${suite.name}: ${seconds[suite.name]} s`)
   }
   const finished = new Date()
 
   const md: string[] = [`# bench ${mode} ${runId}`, '',
     `${machine.cpuModel} × ${machine.nproc} (nproc), Node ${machine.node}, ${machine.platform}; ` +
-    `load at start ${machine.loadAvg.join(' ')}; ${((finished.getTime() - started.getTime()) / 1000).toFixed(0)} s; ` +
+    `load at start ${machine.loadAvg.join(' ')}; ${((finished.getTime() - started.getTime()) / 1000).toFixed(0)} s (${Object.entries(seconds).map(([k, v]) => `${k} ${v} s`).join(', ')}); ` +
     `commit ${source.commit}${source.dirty.length > 0 ? ` + uncommitted changes in ${source.dirty.length} file(s)` : ''}, client-core build ${source.clientCoreBuild}`, '']
   for (const [name, result] of Object.entries(results)) {
     if ('error' in result) continue
@@ -124,7 +131,7 @@ async function main (): Promise<void> {
     mkdirSync(outRoot, { recursive: true })
     const json = path.join(outRoot, `${runId}.json`)
     writeFileSync(json, JSON.stringify({
-      id: runId, mode, argv: process.argv.slice(2), started: started.toISOString(), finished: finished.toISOString(), machine, source, targets, suites: results
+      id: runId, mode, argv: process.argv.slice(2), started: started.toISOString(), finished: finished.toISOString(), seconds, machine, source, targets, suites: results
     }, null, 2) + '\n')
     writeFileSync(path.join(outRoot, `${runId}.md`), md.join('\n'))
     log(`\nresults: ${path.relative(process.cwd(), json)} (+ .md)`)

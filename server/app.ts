@@ -8,12 +8,13 @@
  * upstream client (sends /meta/disconnect) within shutdownTimeoutMs.
  */
 import Fastify, { LogController } from 'fastify'
-import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from 'fastify'
+import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest, FastifyServerOptions, RouteOptions } from 'fastify'
 import websocket from '@fastify/websocket'
 import type { Config } from '../config/index.js'
 import { redactText } from '../config/redact.js'
 import { ErrorCode, HttpError, installErrorHandlers, sendHttpError } from './errors.js'
 import { AccessControl, installAuth } from './http/auth.js'
+import { installOpenStreams } from './http/open-streams.js'
 import { installJsonBody } from './http/body.js'
 import { installDynamicSessions } from './http/dynamic-sessions.js'
 import { consoleAuthHooks, consoleRoutes, loadConsoleAssets } from './http/routes/console.js'
@@ -76,18 +77,9 @@ export interface AppDeps {
   reloadSource?: ConfigSource
 }
 
-/**
- * Configured sessions opening upstream at the same time at start-up; a slot passes to the next session when the
- * first attempt is over, or after STARTUP_SLOT_MS (a slow upstream does not hold the others back). Measured with
- * 1,000 long-polling sessions against a local faye (then a full GC, main.ts): settled RSS 142 MB with 20 at a time,
- * 150 MB with 50, 199 MB all at once; ready in 7 s either way.
- */
-export const STARTUP_CONCURRENCY = 20
-export const STARTUP_SLOT_MS = 2_000
-
-export async function buildApp (config: Config, deps: AppDeps = {}): Promise<FastifyInstance> {
-  const logger = deps.logger ?? createLogger(config.logLevel)
-  const app: FastifyInstance = Fastify({
+/** Fastify's own settings: our logger, one request line per request, HEAD routes, errors in the catalogue's shape. */
+function fastifyOptions (config: Config, logger: AppLogger): FastifyServerOptions {
+  return {
     loggerInstance: logger as FastifyBaseLogger,
     logController: new LogController({ disableRequestLogging: true }), // one line per request, at its level: ops/request-log.ts
     bodyLimit: config.http.bodyLimitBytes,
@@ -101,7 +93,21 @@ export async function buildApp (config: Config, deps: AppDeps = {}): Promise<Fas
       const message = err.code === 'FST_ERR_BAD_URL' ? 'The URL is not valid (a malformed percent-escape?)' : redactText(err.message)
       void sendHttpError(reply, new HttpError(400, ErrorCode.BAD_REQUEST, message))
     }
-  })
+  }
+}
+
+/**
+ * Configured sessions opening upstream at the same time at start-up; a slot passes to the next session when the
+ * first attempt is over, or after STARTUP_SLOT_MS (a slow upstream does not hold the others back). Measured with
+ * 1,000 long-polling sessions against a local faye (then a full GC, main.ts): settled RSS 142 MB with 20 at a time,
+ * 150 MB with 50, 199 MB all at once; ready in 7 s either way.
+ */
+export const STARTUP_CONCURRENCY = 20
+export const STARTUP_SLOT_MS = 2_000
+
+export async function buildApp (config: Config, deps: AppDeps = {}): Promise<FastifyInstance> {
+  const logger = deps.logger ?? createLogger(config.logLevel)
+  const app: FastifyInstance = Fastify(fastifyOptions(config, logger))
   const metrics: BridgeMetrics = new BridgeMetrics(() => sessions.values(), deps.defaultMetrics ?? true)
   // replicas sharing a Redis: loaded only then (the Redis client with it)
   const cluster = config.cluster === undefined
@@ -128,9 +134,11 @@ export async function buildApp (config: Config, deps: AppDeps = {}): Promise<Fas
   installErrorHandlers(app)
   installRequestLog(app)
   app.addHook('onRequest', async (req, reply) => refuseWhileDraining(bridge, req, reply))
-  // authentication and authorization of every request, after the draining check, before any body is read
+  // authentication and authorization of every request, after the draining check, before any body is read; then
+  // the open streams are tracked with their principal (expiry, rights checked again on reload)
   const consoleAssets = loadConsoleAssets()
   installAuth(app, new AccessControl(config.auth), consoleAuthHooks(consoleAssets))
+  installOpenStreams(app)
   installLifecycle(app, sessions, bridge)
 
   if (deps.onRoute !== undefined) app.addHook('onRoute', deps.onRoute)

@@ -2,7 +2,8 @@
  * The configuration reload (session/reload.ts) wired to the running app: adopting a configuration points
  * `app.bridge.config` at it (stream and HTTP limits, dynamic-session settings are read from there per request),
  * gives the registry the settings new sessions are built with, and replaces `app.access` (tokens, ACLs, JWT):
- * the auth hook reads it per request. Streams already open keep the rights they were opened with.
+ * the auth hook reads it per request. Streams already open are checked again (http/open-streams.ts): one whose
+ * caller lost its rights ends with an in-band `access-revoked` event.
  */
 import type { FastifyInstance } from 'fastify'
 import type { Config } from '../config/index.js'
@@ -38,6 +39,10 @@ export function createReloader (app: FastifyInstance, deps: ReloadDeps): Reloade
       const access = new AccessControl(config.auth)
       access.ownerOf = app.access.ownerOf
       app.access = access
+      // streams open now keep their rights only if the new configuration still grants them
+      void app.openStreams.recheck(access).then((o) => {
+        if (o.revoked > 0) logger.info({ checked: o.checked, revoked: o.revoked }, `configuration reload: ${o.revoked} of ${o.checked} open stream(s) lost their rights and were ended`)
+      })
     },
     report: (outcome, trigger) => {
       metrics.configReloads.inc({ outcome: outcome.outcome })

@@ -4,23 +4,19 @@
  * reader loop of the replica feeds the hub); the replica holding the lease also keeps the upstream (holder.ts).
  * Subscriptions are asked of the holder (interest.ts, bus.ts); publish and call go to the holder.
  */
-import type { ServerResponse } from 'node:http'
 import type { Message } from '../../client-core/index.js'
 import { channelMatches } from '../channels.js'
 import type { SessionConfig, SseConfig } from '../../config/index.js'
-import { withDeadline } from '../deadline.js'
 import { ErrorCode, HttpError } from '../errors.js'
 import type { Gap } from '../event-log/resume.js'
 import type { Frame } from '../frames.js'
-import { Caller } from '../hub/caller.js'
-import type { CloseReason } from '../hub/caller.js'
 import { Hub } from '../hub/hub.js'
-import type { CallerSink } from '../hub/sinks.js'
 import type { SessionLogger } from '../ops/lazy-log.js'
 import type { BridgeMetrics } from '../ops/metrics.js'
 import { timed } from '../ops/timed.js'
 import { watchUpstream } from '../ops/upstream-log.js'
-import type { AttachResult } from '../session/bridge-session.js'
+import { SessionCallers } from '../session/callers.js'
+import type { ResumeStart } from '../session/callers.js'
 import { newSessionStats } from '../session/view.js'
 import type { SessionStats } from '../session/view.js'
 import { sseFrame } from '../frames.js'
@@ -46,14 +42,14 @@ export interface ClusterSessionOptions {
   checkpointIntervalMs: number
 }
 
-type Plan = { entries: ClusterEntry[] | ClusterRead['entries'], gap: Gap | null, afterId: string | null }
-
 export class ClusterSession {
   readonly name: string
   readonly config: SessionConfig
   readonly hub = new Hub()
   readonly log: RedisStreamLog
   readonly stats: SessionStats = newSessionStats()
+  /** its callers: attach, patterns added and removed, resume, delivery (session/callers.ts) */
+  readonly callers: SessionCallers
 
   lastMessageAt: number | null = null
   readonly #o: ClusterSessionOptions
@@ -72,6 +68,18 @@ export class ClusterSession {
     this.#o = options
     this.#c = options.cluster
     this.log = new RedisStreamLog(this.#c.redis, name, config.bufferSize)
+    this.callers = new SessionCallers({
+      name, sse: options.sse, metrics: options.metrics, stats: this.stats, log: options.log, hub: this.hub,
+      lastSeq: () => this.log.lastSeq,
+      resume: async (lastEventId, patterns) => await this.#resume(lastEventId, patterns),
+      joinedWhileDown: (caller) => { if (this.state !== 'connected') caller.send(this.#status('down', 'not connected'), undefined, false) },
+      acquire: async (pattern, waitMs) => {
+        await this.#c.interest.add(this.name, pattern).catch(() => {})
+        const outcome = await this.#ensure(pattern, waitMs)
+        return outcome.status === 'refused' ? outcome.error : null
+      },
+      release: (pattern) => { this.#c.interest.remove(this.name, pattern) }
+    })
     this.log.follow((entry) => { this.#onEntry(entry) })
     this.log.onReset((previous) => { this.#announceGap('unknown-id', previous, { detail: 'the shared log lost its data (Redis restarted empty)' }) })
     this.log.onLoss((missed, previous) => { this.#announceGap('too-old', previous, { missed }) })
@@ -119,55 +127,6 @@ export class ClusterSession {
 
   retryAfterSeconds (): number { return this.#holder?.upstream.retryAfterSeconds() ?? 1 }
 
-  async attach (res: ServerResponse | CallerSink, patterns: string[], lastEventId: string | null, waitMs: number): Promise<AttachResult> {
-    const caller = new Caller(res, patterns, this.#o.sse, lastEventId, (c, reason) => { this.#detach(c, reason) })
-    const plan = await this.#plan(lastEventId, patterns)
-    if ('error' in plan) return plan
-    if (caller.closed) return { gone: true }
-    // synchronous from the end of the read to the routing: the live tail continues exactly after the plan
-    this.#sendPlan(caller, plan, plan.gap)
-    caller.lastSeq = this.log.lastSeq
-    this.hub.add(caller)
-    for (const p of patterns) this.hub.route(caller, p)
-    if (this.state !== 'connected') caller.send(this.#status('down', 'not connected'), undefined, false)
-    const refusal = await this.#subscribeAll(patterns, waitMs)
-    if (caller.closed) return { gone: true }
-    if (refusal !== null) {
-      caller.discard()
-      return { error: refusal }
-    }
-    this.stats.callersTotal++
-    this.#o.metrics.callersTotal.inc({ session: this.name })
-    return { caller, afterId: plan.afterId }
-  }
-
-  async addPatterns (caller: Caller, patterns: string[], lastEventId: string | null, waitMs: number): Promise<{ afterId: string | null } | { error: HttpError } | { gone: true }> {
-    const added = patterns.filter((p) => !caller.patterns.includes(p))
-    const plan = await this.#plan(lastEventId, patterns)
-    if ('error' in plan) return plan
-    if (caller.closed) return { gone: true }
-    this.#sendPlan(caller, plan, plan.gap === null ? null : { ...plan.gap, subscription: patterns })
-    if (caller.lastSeq < this.log.lastSeq) caller.lastSeq = this.log.lastSeq
-    for (const p of added) {
-      caller.addPattern(p)
-      this.hub.route(caller, p)
-    }
-    const refusal = await this.#subscribeAll(added, waitMs)
-    if (caller.closed) return { gone: true }
-    if (refusal !== null) {
-      this.removePatterns(caller, added)
-      return { error: refusal }
-    }
-    return { afterId: plan.afterId }
-  }
-
-  removePatterns (caller: Caller, patterns: readonly string[]): void {
-    for (const p of patterns) {
-      if (!caller.removePattern(p)) continue
-      this.hub.unroute(caller, p)
-      this.#c.interest.remove(this.name, p)
-    }
-  }
 
   async publish (channel: string, data: unknown, timeoutMs: number): Promise<Message> {
     return await this.#timed('publish', async () => await this.#toHolder({ op: 'publish', session: this.name, channel, data, timeoutMs }, async (h) => await h.publish(channel, data, timeoutMs)) as Message)
@@ -258,7 +217,8 @@ export class ClusterSession {
     this.#o.log.warn({ reason }, 'no longer the holder of this session')
   }
 
-  async #plan (lastEventId: string | null, patterns: string[]): Promise<Plan | { error: HttpError }> {
+  /** Where a caller's stream starts: a read of the shared log that ends where its live tail continues. */
+  async #resume (lastEventId: string | null, patterns: string[]): Promise<ResumeStart | { error: HttpError }> {
     if (lastEventId === null || lastEventId === '') return { entries: [], gap: null, afterId: this.log.lastId }
     let read: ClusterRead
     try {
@@ -272,29 +232,6 @@ export class ClusterSession {
     else if (read.uncovered.length > 0) gap = { reason: 'not-subscribed', ...base, channels: read.uncovered }
     else if (read.mayHaveMissed) gap = { reason: 'rehandshake', ...base }
     return { entries: read.entries, gap, afterId: read.afterId }
-  }
-
-  #sendPlan (caller: Caller, plan: Plan, shown: object | null): void {
-    if (plan.gap !== null) {
-      this.stats.gaps++
-      this.#o.metrics.gaps.inc({ session: this.name, reason: plan.gap.reason })
-      caller.send(sseFrame('gap', shown ?? plan.gap), undefined, false)
-    }
-    for (const entry of plan.entries) caller.send(entry.frame, entry.id, false)
-  }
-
-  /** Each pattern is registered as this replica's interest and asked of the holder; the first refusal is returned. */
-  async #subscribeAll (patterns: string[], waitMs: number): Promise<HttpError | null> {
-    const outcomes = await Promise.all(patterns.map(async (p) => {
-      await this.#c.interest.add(this.name, p).catch(() => {})
-      try {
-        return await withDeadline(this.#ensure(p, waitMs), waitMs, 'subscription')
-      } catch {
-        return { status: 'pending' } as const
-      }
-    }))
-    const refused = outcomes.find((o) => o.status === 'refused')
-    return refused?.status === 'refused' ? refused.error : null
   }
 
   async #ensure (pattern: string, waitMs: number): Promise<RemoteOutcome> {
@@ -323,11 +260,7 @@ export class ClusterSession {
       this.lastMessageAt = Date.now()
       this.stats.eventsIn++
       this.#o.metrics.eventsIn.inc({ session: this.name })
-      const delivered = this.hub.deliver(entry)
-      if (delivered > 0) {
-        this.stats.eventsOut += delivered
-        this.#o.metrics.eventsOut.inc({ session: this.name }, delivered)
-      }
+      this.callers.deliver(entry)
     } else if (entry.kind === 'u') {
       const status = parseStatus(entry.payload)
       if (entry.channel === '') {
@@ -342,19 +275,8 @@ export class ClusterSession {
 
   #announceGap (reason: Gap['reason'], lastEventId: string | null, extra: Record<string, unknown>): void {
     if (this.#closing || this.hub.size === 0) return
-    this.stats.gaps++
-    this.#o.metrics.gaps.inc({ session: this.name, reason })
+    this.callers.countGap(reason)
     this.hub.announce(sseFrame('gap', { reason, lastEventId, firstAvailableId: null, currentId: this.log.lastId, ...extra }))
-  }
-
-  #detach (caller: Caller, reason: CloseReason): void {
-    if (!this.hub.remove(caller)) return
-    for (const p of caller.patterns) this.#c.interest.remove(this.name, p)
-    this.#o.log.info({ caller: caller.id, reason, lastEventId: caller.lastWrittenId, durationMs: Date.now() - caller.createdAt }, 'stream closed')
-    if (reason === 'slow') {
-      this.stats.slowDrops++
-      this.#o.metrics.slowDrops.inc({ session: this.name, reason: caller.slowReason ?? 'unknown' })
-    }
   }
 
   async #timed<T> (kind: 'publish' | 'call', fn: () => Promise<T>): Promise<T> {

@@ -71,6 +71,8 @@ export class Lease {
   #validUntil = 0
   #lastRenewAt = 0
   #renewing = false
+  /** performance.now() before which this replica does not compete: it gave the session up, another should take it */
+  #standBackUntil = 0
   #timer: NodeJS.Timeout | null = null
   #changes = 0
 
@@ -97,11 +99,11 @@ export class Lease {
     this.#schedule(0)
   }
 
-  /** Another replica released the lease: try now. */
+  /** A holder released the lease: try now (or when this replica's stand-back ends, when it was the one that let go). */
   released (): void {
     if (this.#state === 'follower') {
       this.#seen = null
-      this.#schedule(0)
+      this.#schedule(this.#standBackUntil - performance.now())
     }
   }
 
@@ -120,9 +122,15 @@ export class Lease {
   /** This holder cannot do its job (the takeover failed): let the lease go, another replica (or this one later) tries. */
   giveUp (reason: string): void {
     const value = this.#value
+    // it hears its own release too: without standing back for a lease it could win the session straight back
+    if (value !== null) this.#standBackUntil = performance.now() + this.#link.config.leaseMs
     this.#lose(reason)
     // deleted at once rather than left to expire: the others need not wait leaseMs
-    if (value !== null) void this.#link.eval(RELEASE, [this.#key], [value, this.#link.key('lease-released'), this.session], 1_000).catch(() => {})
+    // a deadline of a whole lease: under load a short one could drop the release and make the others wait it out
+    if (value !== null) {
+      void this.#link.eval(RELEASE, [this.#key], [value, this.#link.key('lease-released'), this.session], this.#link.config.leaseMs, 'lease')
+        .catch((err: unknown) => { this.#log.debug({ error: redisErrorText(err) }, 'lease: release after giving up failed (it expires by itself)') })
+    }
   }
 
   /** Gives the lease up for good (shutdown); the holder's release is announced so that another takes over at once. */
@@ -134,7 +142,7 @@ export class Lease {
     this.#timer = null
     if (value === null) return
     try {
-      await this.#link.eval(RELEASE, [this.#key], [value, this.#link.key('lease-released'), this.session], 1_000)
+      await this.#link.eval(RELEASE, [this.#key], [value, this.#link.key('lease-released'), this.session], 1_000, 'lease')
       this.#log.info({ lease: value }, 'lease released')
     } catch (err) {
       this.#log.warn({ error: redisErrorText(err) }, 'lease not released (it expires by itself)')
@@ -162,7 +170,9 @@ export class Lease {
       if (now - this.#lastRenewAt >= this.#renewEvery - 5) void this.#renew()
       this.#scheduleHolder()
     } else if (this.#state === 'follower') {
-      await this.#acquire()
+      const standBack = this.#standBackUntil - performance.now()
+      if (standBack > 0) this.#schedule(standBack)
+      else await this.#acquire()
     }
   }
 
@@ -182,7 +192,7 @@ export class Lease {
     const sentAt = performance.now()
     let reply: unknown
     try {
-      reply = await this.#link.eval(ACQUIRE, [this.#key, this.#termKey], [this.#link.replicaId, String(leaseMs)], this.#renewEvery)
+      reply = await this.#link.eval(ACQUIRE, [this.#key, this.#termKey], [this.#link.replicaId, String(leaseMs)], this.#renewEvery, 'lease')
     } catch (err) {
       this.#log.debug({ error: redisErrorText(err) }, 'lease: acquire failed')
       this.#schedule(this.#renewEvery)
@@ -212,8 +222,10 @@ export class Lease {
     this.#renewing = true
     const sentAt = performance.now()
     this.#lastRenewAt = sentAt
+    // a late answer still counts (the lease then runs from when it was sent): wait for it as long as the lease lasts
+    const timeoutMs = Math.max(this.#renewEvery, this.#validUntil - this.#margin - sentAt)
     try {
-      const ok = await this.#link.eval(RENEW, [this.#key], [value, String(this.#link.config.leaseMs)], this.#renewEvery)
+      const ok = await this.#link.eval(RENEW, [this.#key], [value, String(this.#link.config.leaseMs)], timeoutMs, 'lease')
       if (this.#value !== value) return
       if (Number(ok) === 1) {
         this.#validUntil = sentAt + this.#link.config.leaseMs

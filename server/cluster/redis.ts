@@ -1,5 +1,5 @@
 /**
- * The replica's link to Redis: three connections (commands, one blocking stream reader, pub/sub), the checks a
+ * The replica's link to Redis: four connections (commands, lease commands, one blocking stream reader, pub/sub), the checks a
  * cluster needs before it trusts a Redis, and the Redis health every other cluster part reads.
  *
  * - `maxmemory-policy` must be `noeviction`: an evicted lease would let two replicas hold a session, an evicted
@@ -81,6 +81,9 @@ async function deadline<T> (p: Promise<T>, ms: number, what: string): Promise<T>
   }
 }
 
+/** `lease`: the connection of lease acquisitions, renewals and releases; `commands`: everything else */
+export type Connection = 'commands' | 'lease'
+
 export class RedisLink {
   readonly config: ClusterConfig
   readonly #log: SessionLogger
@@ -88,6 +91,8 @@ export class RedisLink {
   #reader: NodeRedisClient | null = null
   #readerId: string | null = null
   #sub: NodeRedisClient | null = null
+  /** lease commands only: a renewal must not queue behind a burst of appends on the command connection */
+  #lease: NodeRedisClient | null = null
   #state: LinkState = 'connecting'
   #reason = 'connecting'
   #epoch: string | null = null
@@ -128,9 +133,11 @@ export class RedisLink {
       await deadline(cmd.connect(), startTimeoutMs, 'the first connection')
       await link.#check(true)
       link.#sub = await link.#duplicate('pub/sub', false)
+      link.#lease = await link.#duplicate('lease', false)
     } catch (err) {
       cmd.destroy()
       link.#sub?.destroy()
+      link.#lease?.destroy()
       if (err instanceof ClusterError && err.code !== ClusterErrorCode.TIMEOUT) throw err
       throw new ClusterError(ClusterErrorCode.UNREACHABLE, `Cannot reach Redis: ${redisErrorText(err)}`, { cause: err })
     }
@@ -161,20 +168,24 @@ export class RedisLink {
     return () => { this.#epochListeners.delete(fn) }
   }
 
-  /** One command on the command connection, with a deadline (default leaseMs). */
-  async send (args: string[], timeoutMs = this.config.leaseMs): Promise<unknown> {
+  /**
+   * One command with a deadline (default leaseMs), on the command connection or (`on: 'lease'`) on the connection
+   * kept for the lease's own commands.
+   */
+  async send (args: string[], timeoutMs = this.config.leaseMs, on: Connection = 'commands'): Promise<unknown> {
     if (this.#state === 'closed') throw new ClusterError(ClusterErrorCode.CLOSED, 'the Redis link is closed')
-    return deadline(this.#cmd.sendCommand(args), timeoutMs, args[0] ?? 'a command')
+    const client = on === 'lease' ? (this.#lease ?? this.#cmd) : this.#cmd
+    return deadline(client.sendCommand(args), timeoutMs, args[0] ?? 'a command')
   }
 
   /** EVALSHA, or EVAL when Redis does not have the script (a restarted Redis forgets them). */
-  async eval (script: LuaScript, keys: string[], args: string[], timeoutMs?: number): Promise<unknown> {
+  async eval (script: LuaScript, keys: string[], args: string[], timeoutMs?: number, on: Connection = 'commands'): Promise<unknown> {
     const tail = [String(keys.length), ...keys, ...args]
     try {
-      return await this.send(['EVALSHA', script.sha, ...tail], timeoutMs)
+      return await this.send(['EVALSHA', script.sha, ...tail], timeoutMs, on)
     } catch (err) {
       if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err
-      return this.send(['EVAL', script.source, ...tail], timeoutMs)
+      return this.send(['EVAL', script.source, ...tail], timeoutMs, on)
     }
   }
 
@@ -239,9 +250,10 @@ export class RedisLink {
       this.#cmd.sendCommand(['DEL', this.key('replica', id), this.key('replica', id, 'interest')]),
       this.#cmd.sendCommand(['ZREM', this.key('replicas'), id])
     ]), 500, 'DEL').catch(() => {})
-    for (const client of [this.#cmd, this.#reader, this.#sub]) client?.destroy()
+    for (const client of [this.#cmd, this.#reader, this.#sub, this.#lease]) client?.destroy()
     this.#reader = null
     this.#sub = null
+    this.#lease = null
   }
 
   async #newReader (): Promise<NodeRedisClient> {

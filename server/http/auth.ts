@@ -26,7 +26,6 @@ import { ErrorCode, HttpError } from '../errors.js'
 import { requestChannels } from './channel-rules.js'
 import type { Principal } from './principal.js'
 import { JwtVerifier } from './jwt.js'
-import { installStreamExpiry } from './stream-expiry.js'
 
 export type { Principal } from './principal.js'
 
@@ -215,8 +214,18 @@ export function installAuth (app: FastifyInstance, access: AccessControl, hooks:
       throw err
     }
   })
-  // after the hook above: it reads the principal
-  if (access.jwt?.onExpiry === 'end') installStreamExpiry(app)
+}
+
+/**
+ * A request's rights under `access` (a reloaded configuration), as if it arrived now: its principal, null when
+ * the route needs none, or the HttpError that would refuse it.
+ */
+export async function recheckRequest (req: FastifyRequest, access: AccessControl): Promise<Principal | null> {
+  const need = routeAccess(req)
+  if (need === 'open' || isPublic(req, access.config)) return null
+  const principal = await authenticateRequest(req, access)
+  authorize(req, principal, need, access)
+  return principal
 }
 
 function hasBody (req: FastifyRequest): boolean {

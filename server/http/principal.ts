@@ -15,6 +15,6 @@ export interface Principal {
   readonly createSessions: boolean
   /** may reload the configuration (POST /admin/reload) */
   readonly admin: boolean
-  /** a JWT's `exp`, epoch ms: streams opened with it end then (jwt.ts, stream-expiry.ts) */
+  /** a JWT's `exp`, epoch ms: streams opened with it end then (jwt.ts, open-streams.ts) */
   readonly expiresAt?: number
 }

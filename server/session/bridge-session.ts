@@ -5,23 +5,16 @@
  * they get what they missed from the log (or a `gap`), then live events, and their patterns hold the upstream
  * subscriptions. Publish and call go to the link.
  */
-import type { ServerResponse } from 'node:http'
 import type { Message, StateChange } from '../../client-core/index.js'
 import { isMeta } from '../channels.js'
 import type { SessionConfig, SseConfig } from '../../config/index.js'
-import { errorText, withDeadline } from '../deadline.js'
-import type { HttpError } from '../errors.js'
+import { errorText } from '../deadline.js'
 import { DeepResumes } from '../event-log/deep-resumes.js'
-import type { DeepTarget } from '../event-log/deep-resumes.js'
-import type { LogEntry } from '../event-log/event-log.js'
 import { MemoryEventLog } from '../event-log/memory-log.js'
 import { planResume } from '../event-log/resume.js'
-import type { Gap, ResumePlan } from '../event-log/resume.js'
+import type { ResumePlan } from '../event-log/resume.js'
 import type { Frame } from '../frames.js'
-import { Caller } from '../hub/caller.js'
-import type { CloseReason } from '../hub/caller.js'
 import { Hub } from '../hub/hub.js'
-import type { CallerSink } from '../hub/sinks.js'
 import { LazyChildLogger } from '../ops/lazy-log.js'
 import type { SessionLogger } from '../ops/lazy-log.js'
 import type { BridgeMetrics } from '../ops/metrics.js'
@@ -32,7 +25,8 @@ import { UpstreamLink } from '../upstream/link.js'
 import type { ClientFactory, LastError } from '../upstream/link.js'
 import type { ReliableView } from '../upstream/reliability.js'
 import { isLimitError } from '../upstream/reliability.js'
-import type { Outcome } from '../upstream/subscriptions.js'
+import { SessionCallers } from './callers.js'
+import type { ResumeStart } from './callers.js'
 import { sessionView } from './view.js'
 import { newSessionStats } from './view.js'
 import type { SessionStats, SessionView } from './view.js'
@@ -50,9 +44,6 @@ export interface SessionOptions {
   checkpointIntervalMs: number
 }
 
-/** `afterId`: the stream continues after this id (what a caller already has), null = from the start */
-export type AttachResult = { caller: Caller, afterId: string | null } | { error: HttpError } | { gone: true }
-
 export class BridgeSession {
   readonly name: string
   readonly config: SessionConfig
@@ -60,6 +51,8 @@ export class BridgeSession {
   readonly log: MemoryEventLog
   readonly hub = new Hub()
   readonly stats: SessionStats = newSessionStats()
+  /** its callers: attach, patterns added and removed, resume, delivery (session/callers.ts) */
+  readonly callers: SessionCallers
 
   lastMessageAt: number | null = null
   readonly #o: SessionOptions
@@ -86,7 +79,23 @@ export class BridgeSession {
     }, { ...options, stats: this.stats })
     const replay = this.link.reliable.replay
     this.log = new MemoryEventLog(config.bufferSize, { replay })
-    this.log.follow((entry) => { this.#deliver(entry) })
+    this.callers = new SessionCallers({
+      name, sse: options.sse, metrics: options.metrics, stats: this.stats, log: options.log, hub: this.hub,
+      lastSeq: () => this.log.lastSeq,
+      resume: (lastEventId, patterns, deep) => this.#resume(lastEventId, patterns, deep),
+      joinedWhileDown: (caller) => {
+        if (this.link.connected) return
+        caller.send(this.#status('down', 'not connected'), undefined, false)
+        this.#downAnnounced = true
+      },
+      acquire: async (pattern) => {
+        const outcome = await this.link.acquire(pattern)
+        return outcome.status === 'refused' ? refusedSubscription(outcome.error, name, pattern, this.retryAfterSeconds()) : null
+      },
+      release: (pattern) => { this.link.release(pattern) },
+      left: (caller) => { this.#deep?.stop(caller) }
+    })
+    this.log.follow((entry) => { this.callers.deliver(entry) })
     this.#deep = replay === null
       ? null
       : new DeepResumes({
@@ -97,7 +106,7 @@ export class BridgeSession {
         opTimeoutMs: this.link.opTimeoutMs,
         newClient: (extension) => this.link.newClient('deep-resume', { extensions: [extension], ...(this.link.reliable.tokens !== null ? { auth: this.link.reliable.tokens.bearer() } : {}) }),
         onError: (err) => { if (isLimitError(err)) this.link.reliable.noteLimit(err, null) },
-        sendGap: (caller, gap) => { this.#sendGap(caller, gap) },
+        sendGap: (caller, gap) => { this.callers.sendGap(caller, gap) },
         closing: () => this.#closing,
         logger: new LazyChildLogger(options.log, { component: 'deep-resume' })
       })
@@ -121,73 +130,6 @@ export class BridgeSession {
 
   retryAfterSeconds (): number { return this.link.retryAfterSeconds() }
 
-  /**
-   * Registers a streaming caller: plans the resume (gap + replay), registers it for live events, then waits (at
-   * most `waitMs`) for its upstream subscriptions. A refused subscription → a JSON 4xx instead of the stream.
-   * The caller is returned not started: the route hijacks the reply, then calls `caller.start()`.
-   */
-  async attach (res: ServerResponse | CallerSink, patterns: string[], lastEventId: string | null, waitMs: number): Promise<AttachResult> {
-    const caller = new Caller(res, patterns, this.#o.sse, lastEventId, (c, reason) => { this.#detach(c, reason) })
-    // replay sessions: a one-channel stream resumes from its upstream position (ring or deep resume)
-    const base = this.#planResume(lastEventId, patterns)
-    const { plan, deep } = this.#deep?.resolve(lastEventId, patterns, base) ?? { plan: base, deep: null as DeepTarget | null }
-    this.#sendResume(caller, plan, plan.gap)
-    caller.lastSeq = this.log.lastSeq
-    this.hub.add(caller)
-    for (const p of patterns) this.hub.route(caller, p)
-    // registered now (no live delivery to it from here on), started once its subscription is not refused
-    const runner = deep !== null ? this.#deep!.prepare(caller, deep, lastEventId ?? '') : null
-    const pending = patterns.map((p) => this.link.acquire(p))
-    if (!this.link.connected) {
-      caller.send(this.#status('down', 'not connected'), undefined, false)
-      this.#downAnnounced = true
-    }
-    const refusal = await this.#refusal(patterns, pending, waitMs)
-    if (caller.closed) return { gone: true }
-    if (refusal !== null) {
-      caller.discard()
-      return { error: refusal }
-    }
-    this.stats.callersTotal++
-    this.#o.metrics.callersTotal.inc({ session: this.name })
-    if (runner !== null) {
-      runner.start()
-      return { caller, afterId: lastEventId }
-    }
-    return { caller, afterId: plan.afterSeq === 0 ? null : this.log.idAt(plan.afterSeq) }
-  }
-
-  /**
-   * WebSocket callers: adds `patterns` to a live caller — resume after `lastEventId` for them (gap + replay, as
-   * attach does), registers them for live events, then waits (at most `waitMs`) for the upstream subscriptions.
-   * A refused subscription removes the patterns again and answers the error.
-   */
-  async addPatterns (caller: Caller, patterns: string[], lastEventId: string | null, waitMs: number): Promise<{ afterId: string | null } | { error: HttpError } | { gone: true }> {
-    const added = patterns.filter((p) => !caller.patterns.includes(p))
-    const plan = this.#planResume(lastEventId, patterns)
-    this.#sendResume(caller, plan, plan.gap === null ? null : { ...plan.gap, subscription: patterns })
-    if (caller.lastSeq < this.log.lastSeq) caller.lastSeq = this.log.lastSeq
-    for (const p of added) {
-      caller.addPattern(p)
-      this.hub.route(caller, p)
-    }
-    const refusal = await this.#refusal(added, added.map((p) => this.link.acquire(p)), waitMs)
-    if (caller.closed) return { gone: true }
-    if (refusal !== null) {
-      this.removePatterns(caller, added)
-      return { error: refusal }
-    }
-    return { afterId: plan.afterSeq === 0 ? null : this.log.idAt(plan.afterSeq) }
-  }
-
-  /** WebSocket callers: stops delivering `patterns` to a live caller and releases their upstream subscriptions. */
-  removePatterns (caller: Caller, patterns: readonly string[]): void {
-    for (const p of patterns) {
-      if (!caller.removePattern(p)) continue
-      this.hub.unroute(caller, p)
-      this.link.release(p)
-    }
-  }
 
   /** Publishes upstream; the duration is observed for every caller kind (HTTP and WebSocket alike). */
   async publish (channel: string, data: unknown, timeoutMs: number): Promise<Message> {
@@ -245,14 +187,6 @@ export class BridgeSession {
     }
   }
 
-  /** The log's tail: each new event to the hub. */
-  #deliver (entry: LogEntry): void {
-    const delivered = this.hub.deliver(entry)
-    if (delivered === 0) return
-    this.stats.eventsOut += delivered
-    this.#o.metrics.eventsOut.inc({ session: this.name }, delivered)
-  }
-
   #planResume (lastEventId: string | null, patterns: string[]): ResumePlan {
     return planResume({
       log: this.log,
@@ -261,45 +195,18 @@ export class BridgeSession {
     }, lastEventId, patterns)
   }
 
-  /** The `gap` (when there is one) and the logged entries of a resume plan, queued for the caller. */
-  #sendResume (caller: Caller, plan: ResumePlan, gap: object | null): void {
-    if (plan.gap !== null) this.#sendGap(caller, plan.gap, gap ?? plan.gap)
-    for (const entry of plan.replay) caller.send(entry.frame, entry.id, false)
-  }
-
-  #sendGap (caller: Caller, gap: Gap, shown: object = gap): void {
-    this.stats.gaps++
-    this.#o.metrics.gaps.inc({ session: this.name, reason: gap.reason })
-    caller.send(sseFrame('gap', shown), undefined, false)
-  }
-
   /**
-   * Waits (at most `waitMs`; a subscription still pending then is no refusal) for the upstream subscriptions of
-   * `patterns`, and maps the first refusal to the caller's HTTP error (null when none was refused).
+   * Where a caller's stream starts: the memory log's plan, synchronously. A one-channel stream of a replay session
+   * may resume from its upstream position (the ring, or a deep resume prepared once the caller is routed).
    */
-  async #refusal (patterns: string[], pending: Array<Promise<Outcome>>, waitMs: number): Promise<HttpError | null> {
-    const outcomes = await Promise.all(pending.map(async (p) => {
-      try {
-        return await withDeadline(p, waitMs, 'subscription')
-      } catch {
-        return { status: 'pending' as const }
-      }
-    }))
-    const refused = outcomes.findIndex((o) => o.status === 'refused')
-    if (refused < 0) return null
-    return refusedSubscription((outcomes[refused] as { error?: unknown }).error, this.name, patterns[refused] ?? '', this.retryAfterSeconds())
-  }
-
-  #detach (caller: Caller, reason: CloseReason): void {
-    if (!this.hub.remove(caller)) return
-    this.#deep?.stop(caller)
-    for (const p of caller.patterns) this.link.release(p)
-    this.#o.log.info({ caller: caller.id, reason, lastEventId: caller.lastWrittenId, durationMs: Date.now() - caller.createdAt }, 'stream closed')
-    if (reason === 'slow') {
-      this.stats.slowDrops++
-      this.#o.metrics.slowDrops.inc({ session: this.name, reason: caller.slowReason ?? 'unknown' })
-      this.#o.log.warn({ caller: caller.id, reason: caller.slowReason, lastEventId: caller.lastWrittenId, maxQueuedBytes: caller.maxQueuedBytes }, 'slow caller dropped')
-    }
+  #resume (lastEventId: string | null, patterns: string[], deep: boolean): ResumeStart {
+    const base = this.#planResume(lastEventId, patterns)
+    const resolved = deep ? this.#deep?.resolve(lastEventId, patterns, base) : undefined
+    const plan = resolved?.plan ?? base
+    const target = resolved?.deep ?? null
+    const start: ResumeStart = { gap: plan.gap, entries: plan.replay, afterId: plan.afterSeq === 0 ? null : this.log.idAt(plan.afterSeq) }
+    if (target === null) return start
+    return { ...start, afterId: lastEventId, routed: (caller) => this.#deep!.prepare(caller, target, lastEventId ?? '') }
   }
 
   /** Callers hear of the upstream going down once, and of it coming back once. */

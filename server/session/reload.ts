@@ -18,7 +18,7 @@ import type { Config, ConfigIssue, SessionConfig } from '../../config/index.js'
 
 /** Settings the running process cannot change (the listening socket, Fastify's body limit, plugins registered at start). */
 export const RESTART_ONLY = ['listen', 'logLevel', 'demo', 'dataDir', 'checkpointIntervalMs', 'http.bodyLimitBytes', 'http.cors',
-  'dynamicSessions.enabled', 'auth.jwt.onExpiry'] as const
+  'dynamicSessions.enabled'] as const
 
 export interface ReloadPlan {
   added: string[]

@@ -22,6 +22,8 @@ const ADMIN = 'reload-admin-token-0123456789abcdef'
 const READER_1 = 'reload-reader-token-one-0123456789'
 const READER_2 = 'reload-reader-token-two-0123456789'
 const SECRET_HEADER = 'upstream-secret-value-0123456789'
+/** the untouched caller's token: the same entry in every file */
+const WATCHER = 'reload-watcher-token-0123456789ab'
 
 interface FileOptions { sessions: Record<string, string>, reader: string, maxCallers: number }
 
@@ -36,7 +38,8 @@ function configFile (o: FileOptions): object {
     auth: {
       tokens: [
         { name: 'admin', token: ADMIN, sessions: ['*'], subscribe: ['/**'], publish: ['/**'], metrics: true, admin: true },
-        { name: 'reader', token: o.reader, sessions: ['keep'], subscribe: ['/**'] }
+        { name: 'reader', token: o.reader, sessions: ['keep'], subscribe: ['/**'] },
+        { name: 'watcher', token: WATCHER, sessions: ['keep'], subscribe: ['/n'] }
       ]
     }
   }
@@ -81,10 +84,11 @@ t.test('reload - sessions added, removed, restarted; tokens and limits; invalid 
   const admin = { authorization: `Bearer ${ADMIN}` }
   const reload = async (headers = admin): ReturnType<typeof request> => await request(`${base}/admin/reload`, { method: 'POST', headers })
 
-  const keep = await openSse(t, `${base}/sessions/keep/events?channel=/n`, { authorization: `Bearer ${READER_1}` })
+  const keep = await openSse(t, `${base}/sessions/keep/events?channel=/n`, { authorization: `Bearer ${WATCHER}` })
+  const replaced = await openSse(t, `${base}/sessions/keep/events?channel=/n`, { authorization: `Bearer ${READER_1}` })
   const gone = await openSse(t, `${base}/sessions/gone/events?channel=/n`, admin)
   const moved = await openSse(t, `${base}/sessions/moved/events?channel=/n`, admin)
-  t.same([keep.status, gone.status, moved.status], [200, 200, 200])
+  t.same([keep.status, replaced.status, gone.status, moved.status], [200, 200, 200, 200])
   await waitFor(() => localSession(app, 'keep').view().subscriptions.some((s) => s.channel === '/n' && s.state === 'subscribed'), { timeoutMs: 10_000 })
   const publisher = publishNumbered(fA)
   await keep.waitEvent((e) => e.event === 'message')
@@ -100,6 +104,9 @@ t.test('reload - sessions added, removed, restarted; tokens and limits; invalid 
   t.match(applied.json, { outcome: 'applied', added: ['fresh'], removed: ['gone'], restarted: ['moved'], needsRestart: [], failed: [] })
   t.ok(applied.json.settings.includes('auth.tokens') && applied.json.settings.includes('sse.maxCallers'), `settings: ${applied.json.settings.join(', ')}`)
 
+  const revoked = await replaced.waitEvent((e) => e.event === 'access-revoked')
+  t.match(JSON.parse(revoked.data), { reason: 'access-revoked', message: /token/i }, 'a stream whose token was replaced ends in-band')
+  await replaced.done
   const removed = await gone.waitEvent((e) => e.event === 'upstream' && JSON.parse(e.data).status === 'removed')
   t.match(JSON.parse(removed.data), { session: 'gone', status: 'removed' }, 'a removed session\'s caller is told in-band')
   await gone.done
@@ -121,7 +128,7 @@ t.test('reload - sessions added, removed, restarted; tokens and limits; invalid 
   t.equal((await request(`${base}/sessions/keep`, { headers: { authorization: `Bearer ${READER_2}` } })).status, 200, 'the new token works')
   t.equal(app.bridge.config.sse.maxCallers, 4)
 
-  // limits: 2 streams open (keep, onB); allow 2 → a third is refused, the open ones stay
+  // limits: 2 streams open (keep, onB; the replaced token's stream ended); allow 2 → a third is refused, the open ones stay
   write(configFile({ sessions: { keep: fA.url, moved: fB.url, fresh: fB.url }, reader: READER_2, maxCallers: 2 }))
   const limits = await reload()
   t.match(limits.json, { outcome: 'applied', added: [], removed: [], restarted: [], settings: ['sse.maxCallers'] })

@@ -40,7 +40,7 @@ export const eventsRoutes: FastifyPluginAsync = async (app) => {
     const header = req.headers['last-event-id']
     const query = req.query.lastEventId
     const lastEventId = lastEventIdOf(typeof header === 'string' && header !== '' ? header : Array.isArray(query) ? query[0] : query)
-    const result = await session.attach(new HttpSink(reply.raw, format), patterns, lastEventId, subscribeWaitMs(app.bridge.config.http))
+    const result = await session.callers.attach(new HttpSink(reply.raw, format), patterns, lastEventId, subscribeWaitMs(app.bridge.config.http))
     if ('error' in result) throw result.error
     reply.hijack()
     if ('gone' in result) return

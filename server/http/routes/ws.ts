@@ -11,7 +11,7 @@
  * errors go through that queue too, so they keep their order with the messages). Invalid frames get an error
  * frame; nothing a caller sends can crash the bridge.
  */
-import type { FastifyPluginAsync, FastifyRequest } from 'fastify'
+import type { FastifyInstance, FastifyPluginAsync, FastifyRequest } from 'fastify'
 import type { WebSocket, RawData } from 'ws'
 import type {} from '@fastify/websocket'
 import { ErrorCode, HttpError } from '../../errors.js'
@@ -52,24 +52,26 @@ export const wsRoutes: FastifyPluginAsync = async (app) => {
       const name = (req.params as { name: string }).name
       const session = app.bridge.sessions.get(name)
       if (session === undefined) { socket.close(1011, 'session gone'); return }
-      void serveSocket(session, socket, req, app.access)
+      void serveSocket(app, session, socket, req)
     }
   })
 }
 
-async function serveSocket (session: Session, socket: WebSocket, req: FastifyRequest, access: AccessControl): Promise<void> {
+async function serveSocket (app: FastifyInstance, session: Session, socket: WebSocket, req: FastifyRequest): Promise<void> {
   const sink = new WsSink(socket, req.raw.socket)
   // frames that arrive before the caller is registered are handled right after, in order
   const early: Array<[RawData, boolean]> = []
   const collect = (data: RawData, isBinary: boolean): void => { early.push([data, isBinary]) }
   socket.on('message', collect)
-  const attached = await session.attach(sink, [], null, 0)
+  const attached = await session.callers.attach(sink, [], null, 0)
   if ('error' in attached) { socket.close(1011, attached.error.code); return }
   if ('gone' in attached) return
   attached.caller.start()
   const principal = req.principal ?? ANONYMOUS
   req.log.info({ session: session.name, caller: attached.caller.id, principal: principal.name }, 'websocket opened')
-  const connection = new SocketOps(session, attached.caller, principal, access, req)
+  // the rights are read per operation: a configuration reload replaces app.access and may change this principal
+  const connection = new SocketOps(session, attached.caller, principal, () => app.access, req)
+  app.openStreams.bindSocket(req, { socket, patterns: () => attached.caller.patterns, rightsChanged: (p) => { connection.principal = p } })
   socket.off('message', collect)
   socket.on('message', (data: RawData, isBinary: boolean) => { connection.handle(data, isBinary) })
   for (const [data, isBinary] of early) connection.handle(data, isBinary)
@@ -82,8 +84,8 @@ class SocketOps {
   constructor (
     readonly session: Session,
     readonly caller: Caller,
-    readonly principal: Principal,
-    readonly access: AccessControl,
+    public principal: Principal,
+    readonly accessNow: () => AccessControl,
     readonly req: FastifyRequest
   ) {}
 
@@ -111,14 +113,14 @@ class SocketOps {
 
   #subscribe (ref: Ref, f: Record<string, unknown>): void {
     const channel = streamPattern(f.channel, WS_HINTS)
-    if (!this.access.canSubscribe(this.principal, channel)) throw new HttpError(403, ErrorCode.FORBIDDEN, `This token may not subscribe to ${channel}`)
+    if (!this.accessNow().canSubscribe(this.principal, channel)) throw new HttpError(403, ErrorCode.FORBIDDEN, `This token may not subscribe to ${channel}`)
     const { caller, session } = this
     if (!caller.patterns.includes(channel) && caller.patterns.length >= MAX_CHANNELS_PER_STREAM) {
       throw new HttpError(400, ErrorCode.TOO_MANY_CHANNELS, `At most ${MAX_CHANNELS_PER_STREAM} channels per socket`)
     }
     const lastEventId = lastEventIdOf(f.lastEventId)
     this.#run(ref, 'subscribe', async () => {
-      const result = await session.addPatterns(caller, [channel], lastEventId, subscribeWaitMs(this.#http))
+      const result = await session.callers.addPatterns(caller, [channel], lastEventId, subscribeWaitMs(this.#http))
       if ('gone' in result) return
       if ('error' in result) throw result.error
       this.#reply('ack', { ref, op: 'subscribe', channel, lastEventId: result.afterId })
@@ -128,13 +130,13 @@ class SocketOps {
   #unsubscribe (ref: Ref, f: Record<string, unknown>): void {
     const channel = streamPattern(f.channel, WS_HINTS)
     const held = this.caller.patterns.includes(channel)
-    this.session.removePatterns(this.caller, [channel])
+    this.session.callers.removePatterns(this.caller, [channel])
     this.#reply('ack', { ref, op: 'unsubscribe', channel, wasSubscribed: held })
   }
 
   #send (ref: Ref, f: Record<string, unknown>, op: 'publish' | 'call'): void {
     const channel = sendChannel(f.channel, op, WS_HINTS)
-    if (!this.access.canPublish(this.principal, channel)) throw new HttpError(403, ErrorCode.FORBIDDEN, `This token may not ${op === 'call' ? 'call' : 'publish to'} ${channel}`)
+    if (!this.accessNow().canPublish(this.principal, channel)) throw new HttpError(403, ErrorCode.FORBIDDEN, `This token may not ${op === 'call' ? 'call' : 'publish to'} ${channel}`)
     if (!('data' in f)) throw new HttpError(400, ErrorCode.BAD_REQUEST, `${op} needs "data" (any JSON value)`)
     const payload = f.data
     const { session } = this
