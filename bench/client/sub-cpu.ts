@@ -63,15 +63,13 @@ async function measureTarget (ctx: SuiteContext, p: SubCpuParams, target: CpuTar
     const peer = (role: string, library: Library, extra: string[] = []): Promise<Child> => Child.fork('client/peer.js',
       ['--role', role, '--lib', library, '--transport', target.transport, '--url', url, ...extra],
       { name: `${role} cpu ${target.key}/${library}`, execArgv: role === 'sub' ? nodeArgs : [] })
-    const pub = await peer('pub', 'client-core')
-    children.push(pub)
-    const subs = new Map<Library, Child>()
-    for (const library of libs) {
-      const profile = profileArgs(ctx, target, library, p.rounds)
-      const sub = await peer('sub', library, ['--channel', channelOf(library), ...profile])
-      children.push(sub)
-      subs.set(library, sub)
-    }
+    // The publisher and every subscriber start side by side (start-up is most of the quick mode's time).
+    const started = await Promise.allSettled([peer('pub', 'client-core'),
+      ...libs.map(async (library) => await peer('sub', library, ['--channel', channelOf(library), ...profileArgs(ctx, target, library, p.rounds)]))])
+    for (const s of started) if (s.status === 'fulfilled') children.push(s.value)
+    for (const s of started) if (s.status === 'rejected') throw s.reason
+    const pub = children[1]!
+    const subs = new Map<Library, Child>(libs.map((library, i) => [library, children[i + 2]!]))
     const burst = async (library: Library, phase: string, n: number): Promise<{ sub: SubReport, otherMs: number, wallMs: number }> => {
       const sub = subs.get(library)!
       sub.drainEvents('complete')
