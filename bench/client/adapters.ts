@@ -6,6 +6,7 @@
  *   cometd             the official CometD 9 client via cometd-nodejs-client 2, autoBatch off (its default)
  *   cometd-autobatch   the same with autoBatch: true
  *   faye               the faye 1.4.3 Node client (long-polling: client.disable('websocket'))
+ *   floor              the least a subscriber can do (floor.ts): ws or undici, JSON.parse, the listener; no publisher
  *   client-core-alt    another compiled client-core (BENCH_CLIENT_CORE_ALT=<dir with index.js>, run.js
  *                      --client-core-alt DIR), measured side by side with client-core, e.g. a branch or an experiment
  */
@@ -13,7 +14,7 @@ import { createRequire } from 'node:module'
 import path from 'node:path'
 import { pathToFileURL } from 'node:url'
 
-export const LIBRARIES = ['client-core', 'cometd', 'cometd-autobatch', 'faye', 'client-core-alt'] as const
+export const LIBRARIES = ['client-core', 'cometd', 'cometd-autobatch', 'faye', 'client-core-alt', 'floor'] as const
 export type Library = typeof LIBRARIES[number]
 /** The libraries client-core is compared with. */
 export const REFERENCES: readonly Library[] = ['cometd', 'cometd-autobatch', 'faye']
@@ -40,6 +41,7 @@ export async function createClient (library: Library, url: string, transport: Tr
     case 'cometd': return await official(url, transport, false)
     case 'cometd-autobatch': return await official(url, transport, true)
     case 'faye': return fayeClient(url, transport)
+    case 'floor': return (await import('./floor.js')).floorClient(url, transport)
   }
 }
 

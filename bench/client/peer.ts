@@ -1,15 +1,15 @@
 /**
  * Benchmark client process: one publisher or one subscriber of one library (see adapters.ts).
  *
- *   node dist/bench/client/peer.js --role pub|sub --lib client-core|cometd|cometd-autobatch|faye \
- *        --transport websocket|long-polling --url http://127.0.0.1:<port>/cometd
+ *   node dist/bench/client/peer.js --role pub|sub --lib client-core|cometd|cometd-autobatch|faye|floor \
+ *        --transport websocket|long-polling --url http://127.0.0.1:<port>/cometd [--channel /bench/data]
  *
  * 'ready' is sent once connected (and, for a subscriber, subscribed). Calls:
  *   sub  arm { phase, n, skip }   start counting phase `phase` (n messages expected; latency ignores seq < skip);
  *                                 emits 'complete' (a SubReport) as soon as all n have arrived
  *        report                   the SubReport so far (after a timeout: lost messages are n - unique)
- *   pub  burst { phase, n, window }  publish n messages keeping at most `window` unconfirmed; resolves when all
- *                                    are confirmed (PubReport)
+ *   pub  burst { phase, n, window, channel? }  publish n messages (to `channel`, default /bench/data) keeping at
+ *                                    most `window` unconfirmed; resolves when all are confirmed (PubReport)
  *        paced { phase, n, rate }    publish n messages at `rate` msg/s; resolves when all are confirmed
  *   both info                       { transport, cpuMs, rssMB, peakRssMB }
  * With `--profile-file F --profile-phase t`, the process writes a CPU profile of that phase to F.
@@ -28,6 +28,8 @@ export interface SubReport {
   duplicates: number
   /** messages of another phase, or not bench data */
   stray: number
+  /** messages that arrived after one published later (one publisher: publish order broken) */
+  reordered: number
   /** groups of messages that arrived in the same event-loop turn (≈ HTTP responses or frames carrying events) */
   bursts: number
   armedUs: number
@@ -59,6 +61,7 @@ async function main (): Promise<void> {
   const library = argValue('lib') as Library
   const transport = argValue('transport') as TransportName
   const url = argValue('url')
+  const channel = argValue('channel') ?? CHANNEL
   if (role !== 'pub' && role !== 'sub') throw new Error('--role pub|sub')
   if (!LIBRARIES.includes(library)) throw new Error(`--lib ${LIBRARIES.join('|')}`)
   if (transport !== 'websocket' && transport !== 'long-polling') throw new Error('--transport websocket|long-polling')
@@ -81,6 +84,8 @@ async function main (): Promise<void> {
     let unique = 0
     let duplicates = 0
     let stray = 0
+    let reordered = 0
+    let highest = -1
     let armedUs = 0
     let armedCpu = 0
     let firstUs = 0
@@ -92,14 +97,14 @@ async function main (): Promise<void> {
     const report = (): SubReport => {
       const lat = latencies.subarray(skip, expected).filter((x) => x >= 0)
       return {
-        phase, expected, unique, duplicates, stray, bursts, armedUs, firstUs, lastUs,
+        phase, expected, unique, duplicates, stray, reordered, bursts, armedUs, firstUs, lastUs,
         cpuMs: (doneCpu >= 0 ? doneCpu : cpuMs()) - armedCpu,
         rssMB: rssMB(),
         peakRssMB: peakRssMB(),
         latency: summarize(lat)
       }
     }
-    await client.subscribe(CHANNEL, (data) => {
+    await client.subscribe(channel, (data) => {
       const now = nowUs()
       if (!isBenchData(data) || data.p !== phase || data.s < 0 || data.s >= expected) {
         stray++
@@ -110,6 +115,8 @@ async function main (): Promise<void> {
         return
       }
       seen[data.s] = 1
+      if (data.s < highest) reordered++
+      else highest = data.s
       latencies[data.s] = (now - data.t) / 1000
       if (!inBurst) {
         inBurst = true
@@ -134,7 +141,8 @@ async function main (): Promise<void> {
         skip = Math.min(params.skip ?? 0, expected)
         seen = new Uint8Array(expected)
         latencies = new Float64Array(expected).fill(-1)
-        unique = duplicates = stray = bursts = 0
+        unique = duplicates = stray = reordered = bursts = 0
+        highest = -1
         firstUs = lastUs = 0
         doneCpu = -1
         armedCpu = cpuMs()
@@ -151,7 +159,7 @@ async function main (): Promise<void> {
   }
 
   // ---------------------------------------------------------------- publisher
-  const run = (phase: string, n: number, window: number, rate: number): Promise<PubReport> => new Promise((resolve) => {
+  const run = (phase: string, n: number, window: number, rate: number, to = CHANNEL): Promise<PubReport> => new Promise((resolve) => {
     const startCpu = cpuMs()
     const startUs = nowUs()
     let next = 0
@@ -186,7 +194,7 @@ async function main (): Promise<void> {
     const send = (): void => {
       const seq = next++
       inflight++
-      client.publish(CHANNEL, makeData(phase, seq, nowUs())).then(ok, fail)
+      client.publish(to, makeData(phase, seq, nowUs())).then(ok, fail)
     }
     function pump (): void {
       while (!finished && inflight < window && next < n) send()
@@ -221,7 +229,7 @@ async function main (): Promise<void> {
   }
   serveRpc({
     info,
-    burst: (p: { phase: string, n: number, window: number }) => profiled(p.phase, () => run(p.phase, p.n, p.window, 0)),
+    burst: (p: { phase: string, n: number, window: number, channel?: string }) => profiled(p.phase, () => run(p.phase, p.n, p.window, 0, p.channel)),
     paced: (p: { phase: string, n: number, rate: number, window?: number }) => profiled(p.phase, () => run(p.phase, p.n, p.window ?? 100_000, p.rate))
   }, () => client.close())
 }

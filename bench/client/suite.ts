@@ -15,16 +15,21 @@ import os from 'node:os'
 import path from 'node:path'
 import { Child } from '../lib/proc.js'
 import { deadline, sleep } from '../lib/clock.js'
-import { median, ratio, spread } from '../lib/stats.js'
+import { median, ratio } from '../lib/stats.js'
+import { judge, type TargetResult } from '../lib/targets.js'
 import { fmt, fmtInt, fmtRatio } from '../lib/table.js'
 import { intFlag, listFlag, type Suite, type SuiteContext, type SuiteResult, type Table } from '../lib/suite.js'
 import { buildHash, machineCpu, waitQuiet } from '../lib/machine.js'
 import { BENCH_DIR } from '../lib/proc.js'
-import { LIBRARIES, REFERENCES, type Library, type TransportName } from './adapters.js'
+import { LIBRARIES, REFERENCES, type Library } from './adapters.js'
 import type { PubReport, SubReport } from './peer.js'
-import type { ServerName } from './server.js'
+import { medians, range, targetRatios, type ComboMedians, type Params, type RunResult, type Target, type TargetRatios } from './results.js'
+import { subscriberCpu, type CpuTarget } from './sub-cpu.js'
 
-interface Target { key: string, server: ServerName, transport: TransportName, label: string }
+/** Where subscriber CPU is compared with the floor (sub-cpu.ts), and the ids of its targets. */
+const CPU_PREFIX: Record<string, string> = { 'faye-ws': 'client-cpu-ws', 'faye-lp': 'client-cpu-lp', 'cometd-lp': 'client-cpu-lp-cometd' }
+/** Long-polling throughput targets: client-core ÷ the official client with autoBatch, ≥ 1.5. */
+const THROUGHPUT_IDS: Record<string, string> = { 'faye-lp': 'lp-throughput-faye', 'cometd-lp': 'lp-throughput-cometd' }
 
 const TARGETS: Target[] = [
   { key: 'faye-ws', server: 'faye', transport: 'websocket', label: 'faye · websocket' },
@@ -32,109 +37,13 @@ const TARGETS: Target[] = [
   { key: 'cometd-lp', server: 'cometd', transport: 'long-polling', label: 'cometd-nodejs-server · long-polling' }
 ]
 
-const LIB_LABEL: Record<Library, string> = {
+export const LIB_LABEL: Record<Library, string> = {
   'client-core': 'client-core',
   cometd: 'official cometd',
   'cometd-autobatch': 'official cometd, autoBatch',
   faye: 'faye',
-  'client-core-alt': 'client-core (alt build)'
-}
-
-export interface Params {
-  runs: number
-  n: number
-  warmup: number
-  window: number
-  rate: number
-  latencyS: number
-  /** before each run, wait up to this long for the machine to be quiet (ms); 0 = never */
-  quietWaitMs: number
-  /** "quiet" = at most this share of all cores busy */
-  quietBusy: number
-  /** a run during which other work used more than this (% of one core) is repeated, up to `retries` times; 0 = never */
-  maxOtherPct: number
-  retries: number
-}
-
-export interface RunResult {
-  target: string
-  library: Library
-  run: number
-  ok: boolean
-  error?: string
-  /** 1-minute load average when the run started (other work on the machine) */
-  load1: number
-  /** hash of the compiled client-core the run loaded (lib/machine.ts buildHash) */
-  build: string
-  /** share of all cores busy in the 1 s before the run (after the optional wait for a quiet machine) */
-  busyBefore?: number
-  waitedMs?: number
-  /** attempts made for this run (> 1 when the machine was busy with other work; the least disturbed one is kept) */
-  attempts?: number
-  transports?: { pub: string, sub: string }
-  throughput?: {
-    msgPerS: number
-    unique: number
-    lost: number
-    duplicates: number
-    stray: number
-    wallMs: number
-    subCpuMs: number
-    subCpuPer10k: number
-    subCpuPct: number
-    pubCpuPer10k: number
-    pubCpuPct: number
-    serverCpuPct: number
-    /** messages per delivery (group of messages arriving in one event-loop turn ≈ one response or frame) */
-    msgsPerDelivery: number
-    /** CPU of everything else on the machine during the phase, % of one core (noise indicator) */
-    foreignCpuPct: number
-    publishFailures: number
-  }
-  latency?: { p50: number, p90: number, p99: number, max: number, count: number, lost: number, duplicates: number }
-  subPeakRssMB?: number
-  subIdleRssMB?: number
-  pubPeakRssMB?: number
-}
-
-export interface ComboMedians {
-  target: string
-  library: Library
-  runsOk: number
-  runs: number
-  msgPerS: number
-  msgPerSSpread: number
-  lost: number
-  duplicates: number
-  p50: number
-  p99: number
-  subCpuPer10k: number
-  pubCpuPer10k: number
-  msgsPerDelivery: number
-  subCpuPct: number
-  pubCpuPct: number
-  serverCpuPct: number
-  /** other work on the machine during the throughput phases, % of one core */
-  otherCpuPct: number
-  subPeakRssMB: number
-  transportsSeen: string[]
-}
-
-export interface TargetRatios {
-  target: string
-  /** client-core, or client-core-alt */
-  library: Library
-  bestReference: Library | null
-  throughputRatio: number
-  throughputRatioPerRun: number[]
-  cpuReference: Library | null
-  cpuRatio: number
-  cpuRatioPerRun: number[]
-  bestP99Reference: Library | null
-  p99Ratio: number
-  throughputTargetMet: boolean
-  throughputAimMet: boolean
-  cpuTargetMet: boolean
+  'client-core-alt': 'client-core (alt build)',
+  floor: 'floor (bare ws/undici + JSON.parse)'
 }
 
 function params (ctx: SuiteContext): Params {
@@ -145,11 +54,14 @@ function params (ctx: SuiteContext): Params {
     warmup: intFlag(ctx.flags, 'warmup', quick ? 500 : 2_000),
     window: intFlag(ctx.flags, 'window', 1_000),
     rate: intFlag(ctx.flags, 'rate', 500),
-    latencyS: intFlag(ctx.flags, 'latency-s', quick ? 1 : 10),
+    latencyS: intFlag(ctx.flags, 'latency-s', quick ? 0.5 : 10),
     quietWaitMs: intFlag(ctx.flags, 'quiet-wait-s', quick ? 0 : 20) * 1000,
     quietBusy: intFlag(ctx.flags, 'quiet-busy-pct', 25) / 100,
     maxOtherPct: intFlag(ctx.flags, 'max-other-pct', quick ? 0 : 50),
-    retries: intFlag(ctx.flags, 'retries', quick ? 0 : 2)
+    retries: intFlag(ctx.flags, 'retries', quick ? 0 : 2),
+    cpuRounds: intFlag(ctx.flags, 'cpu-rounds', quick ? 4 : 6),
+    cpuN: intFlag(ctx.flags, 'cpu-n', quick ? 2_000 : 20_000),
+    cpuWarmup: intFlag(ctx.flags, 'cpu-warmup', quick ? 500 : 4_000)
   }
 }
 
@@ -223,6 +135,7 @@ async function runOnce (ctx: SuiteContext, p: Params, target: Target, library: L
       unique: tp.sub.unique,
       lost: p.n - tp.sub.unique,
       duplicates: tp.sub.duplicates,
+      reordered: tp.sub.reordered,
       stray: tp.sub.stray,
       wallMs: activeMs,
       subCpuMs: tp.sub.cpuMs,
@@ -250,7 +163,7 @@ async function runOnce (ctx: SuiteContext, p: Params, target: Target, library: L
       load1,
       build,
       ...(quiet === undefined ? {} : { busyBefore: quiet.busy, waitedMs: quiet.waitedMs }),
-      ok: throughput.lost === 0 && throughput.duplicates === 0 && tp.pub.failed === 0,
+      ok: throughput.lost === 0 && throughput.duplicates === 0 && throughput.reordered === 0 && tp.pub.failed === 0,
       transports: { pub: pubInfo.transport, sub: subInfo.transport },
       throughput,
       latency: {
@@ -266,7 +179,7 @@ async function runOnce (ctx: SuiteContext, p: Params, target: Target, library: L
       subIdleRssMB: subIdle.rssMB,
       pubPeakRssMB: pubEnd.peakRssMB
     }
-    if (!result.ok) result.error = `lost ${throughput.lost}, duplicates ${throughput.duplicates}, publish failures ${tp.pub.failed}${tp.pub.firstError === null ? '' : ` (${tp.pub.firstError})`}`
+    if (!result.ok) result.error = `lost ${throughput.lost}, duplicates ${throughput.duplicates}, reordered ${throughput.reordered}, publish failures ${tp.pub.failed}${tp.pub.firstError === null ? '' : ` (${tp.pub.firstError})`}`
     return result
   } catch (error) {
     return { target: target.key, library, run, load1, build, ok: false, error: error instanceof Error ? error.message.slice(0, 600) : String(error) }
@@ -278,77 +191,6 @@ async function runOnce (ctx: SuiteContext, p: Params, target: Target, library: L
   }
 }
 
-function medians (p: Params, results: RunResult[], target: Target, library: Library): ComboMedians {
-  const mine = results.filter((r) => r.target === target.key && r.library === library && r.throughput !== undefined)
-  const pick = (f: (r: RunResult) => number | undefined): number[] => mine.map(f).filter((x): x is number => x !== undefined)
-  const tps = pick((r) => r.throughput?.msgPerS)
-  return {
-    target: target.key,
-    library,
-    runs: p.runs,
-    runsOk: mine.filter((r) => r.ok).length,
-    msgPerS: median(tps),
-    msgPerSSpread: spread(tps),
-    lost: Math.max(0, ...pick((r) => r.throughput?.lost)),
-    duplicates: Math.max(0, ...pick((r) => r.throughput?.duplicates)),
-    p50: median(pick((r) => r.latency?.p50)),
-    p99: median(pick((r) => r.latency?.p99)),
-    subCpuPer10k: median(pick((r) => r.throughput?.subCpuPer10k)),
-    pubCpuPer10k: median(pick((r) => r.throughput?.pubCpuPer10k)),
-    msgsPerDelivery: median(pick((r) => r.throughput?.msgsPerDelivery)),
-    subCpuPct: median(pick((r) => r.throughput?.subCpuPct)),
-    pubCpuPct: median(pick((r) => r.throughput?.pubCpuPct)),
-    serverCpuPct: median(pick((r) => r.throughput?.serverCpuPct)),
-    otherCpuPct: median(pick((r) => r.throughput?.foreignCpuPct)),
-    subPeakRssMB: median(pick((r) => r.subPeakRssMB)),
-    transportsSeen: [...new Set(mine.flatMap((r) => r.transports === undefined ? [] : [r.transports.pub, r.transports.sub]))]
-  }
-}
-
-function targetRatios (p: Params, results: RunResult[], combos: ComboMedians[], target: Target, candidate: Library): TargetRatios | null {
-  const mine = combos.filter((c) => c.target === target.key)
-  const cc = mine.find((c) => c.library === candidate)
-  if (cc === undefined) return null
-  const refs = mine.filter((c) => REFERENCES.includes(c.library) && Number.isFinite(c.msgPerS))
-  const best = refs.reduce<ComboMedians | null>((a, c) => a === null || c.msgPerS > a.msgPerS ? c : a, null)
-  const officials = refs.filter((c) => c.library === 'cometd' || c.library === 'cometd-autobatch')
-  const cpuRef = officials.reduce<ComboMedians | null>((a, c) => a === null || c.subCpuPer10k < a.subCpuPer10k ? c : a, null)
-  const bestP99 = refs.reduce<ComboMedians | null>((a, c) => a === null || c.p99 < a.p99 ? c : a, null)
-  const perRun = (ref: Library | null, f: (r: RunResult) => number | undefined): number[] => {
-    if (ref === null) return []
-    const out: number[] = []
-    for (let run = 1; run <= p.runs; run++) {
-      const a = results.find((r) => r.target === target.key && r.library === candidate && r.run === run)
-      const b = results.find((r) => r.target === target.key && r.library === ref && r.run === run)
-      const x = a === undefined ? undefined : f(a)
-      const y = b === undefined ? undefined : f(b)
-      if (x !== undefined && y !== undefined) out.push(ratio(x, y))
-    }
-    return out
-  }
-  const throughputRatio = ratio(cc.msgPerS, best?.msgPerS ?? Number.NaN)
-  const cpuRatio = ratio(cc.subCpuPer10k, cpuRef?.subCpuPer10k ?? Number.NaN)
-  return {
-    target: target.key,
-    library: candidate,
-    bestReference: best?.library ?? null,
-    throughputRatio,
-    throughputRatioPerRun: perRun(best?.library ?? null, (r) => r.throughput?.msgPerS),
-    cpuReference: cpuRef?.library ?? null,
-    cpuRatio,
-    cpuRatioPerRun: perRun(cpuRef?.library ?? null, (r) => r.throughput?.subCpuPer10k),
-    bestP99Reference: bestP99?.library ?? null,
-    p99Ratio: ratio(cc.p99, bestP99?.p99 ?? Number.NaN),
-    throughputTargetMet: throughputRatio >= 1,
-    throughputAimMet: throughputRatio >= 1.5,
-    cpuTargetMet: cpuRatio <= 0.5
-  }
-}
-
-const range = (xs: number[]): string => xs.length === 0
-  ? '–'
-  : xs.length === 1 ? fmt(xs[0]!) : `${fmt(Math.min(...xs))}–${fmt(Math.max(...xs))}`
-
 export const clientSuite: Suite = {
   name: 'client',
   title: 'client core vs the reference clients',
@@ -356,7 +198,9 @@ export const clientSuite: Suite = {
     const p = params(ctx)
     const targetKeys = listFlag(ctx.flags, 'targets')
     const targets = TARGETS.filter((t) => targetKeys === undefined || targetKeys.includes(t.key))
-    const defaults: Library[] = ['client-core', ...REFERENCES]
+    // Quick mode (a smoke test) compares with the official client with autoBatch only, the reference of the
+    // lp-throughput targets; the other clients are measured as subscribers in sub-cpu.ts.
+    const defaults: Library[] = ctx.mode === 'full' ? ['client-core', ...REFERENCES] : ['client-core', 'cometd-autobatch']
     if (process.env.BENCH_CLIENT_CORE_ALT !== undefined) defaults.splice(1, 0, 'client-core-alt')
     const libs = (listFlag(ctx.flags, 'libs') ?? defaults) as Library[]
     for (const lib of libs) if (!LIBRARIES.includes(lib)) throw new Error(`unknown library ${lib} (${LIBRARIES.join(', ')})`)
@@ -403,7 +247,7 @@ export const clientSuite: Suite = {
         targets.find((t) => t.key === c.target)!.label,
         LIB_LABEL[c.library],
         fmtInt(c.msgPerS),
-        `${fmtInt(c.lost)}/${fmtInt(c.duplicates)}`,
+        `${fmtInt(c.lost)}/${fmtInt(c.duplicates)}${c.reordered > 0 ? ` (${fmtInt(c.reordered)} out of order)` : ''}`,
         fmt(c.p50),
         fmt(c.p99),
         fmtInt(c.subCpuPer10k),
@@ -447,7 +291,37 @@ export const clientSuite: Suite = {
         `${fmtRatio(r.p99Ratio)} (${r.bestP99Reference === null ? '–' : LIB_LABEL[r.bestP99Reference]})`
       ])
     }
+    const judged = throughputTargets(targets, comboMedians)
+    const cpuKeys = listFlag(ctx.flags, 'cpu-targets') ?? (ctx.mode === 'quick' ? ['faye-ws', 'faye-lp'] : Object.keys(CPU_PREFIX))
+    const cpuTargets: CpuTarget[] = TARGETS.filter((t) => cpuKeys.includes(t.key)).map((t) => ({ ...t, idPrefix: CPU_PREFIX[t.key]! }))
+    const cpuLibs = (listFlag(ctx.flags, 'cpu-libs') ?? ['floor', 'client-core', ...(process.env.BENCH_CLIENT_CORE_ALT === undefined ? [] : ['client-core-alt']), 'cometd', 'faye']) as Library[]
+    const cpu = p.cpuRounds > 0 && cpuTargets.length > 0
+      ? await subscriberCpu(ctx, { rounds: p.cpuRounds, n: p.cpuN, warmup: p.cpuWarmup, window: p.window }, cpuTargets, cpuLibs)
+      : null
     ctx.log(`client: done in ${((Date.now() - started) / 1000).toFixed(0)} s`)
-    return { tables: [main, ratioTable], data: { params: p, runs: results, medians: comboMedians, ratios } }
+    return {
+      tables: [...(p.runs > 0 ? [main, ratioTable] : []), ...(cpu?.tables ?? [])],
+      data: { params: p, runs: results, medians: comboMedians, ratios, subCpu: cpu?.runs ?? [] },
+      targets: [...judged, ...(cpu?.targets ?? [])]
+    }
   }
+}
+
+/** lp-throughput-*: client-core's msg/s ÷ the official client's with autoBatch (medians), judged only when every run of both was clean. */
+function throughputTargets (targets: Target[], combos: ComboMedians[]): TargetResult[] {
+  const out: TargetResult[] = []
+  for (const target of targets) {
+    const id = THROUGHPUT_IDS[target.key]
+    const cc = combos.find((c) => c.target === target.key && c.library === 'client-core')
+    const ref = combos.find((c) => c.target === target.key && c.library === 'cometd-autobatch')
+    if (id === undefined || cc === undefined || ref === undefined || cc.runs === 0) continue
+    const clean = cc.runsOk === cc.runs && ref.runsOk === ref.runs
+    const result = judge({ id, what: `long-polling msg/s ÷ official cometd with autoBatch, ${target.label} (median of ${cc.runs})`, unit: 'x', goal: { atLeast: 1.5 } },
+      clean ? ratio(cc.msgPerS, ref.msgPerS) : Number.NaN)
+    result.note = clean
+      ? `every run 0 lost / 0 duplicated / in publish order; spread client-core ${fmtInt(cc.msgPerSSpread * 100)} %, official ${fmtInt(ref.msgPerSSpread * 100)} %`
+      : `a run lost, duplicated or reordered messages (client-core ${cc.runsOk}/${cc.runs} clean, official ${ref.runsOk}/${ref.runs})`
+    out.push(result)
+  }
+  return out
 }

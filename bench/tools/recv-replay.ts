@@ -6,9 +6,10 @@
  * reports its own CPU (process.cpuUsage) from its subscription to its last event. Variants are interleaved run by run; medians.
  *
  *   flock /tmp/cometd-bench.lock node dist/bench/tools/recv-replay.js [--alt DIR/of/client-core] \
- *        [--official] [--n 100000] [--per-frame 1,10] [--runs 3] [--profile DIR]
+ *        [--official] [--floor] [--n 100000] [--per-frame 1,10] [--runs 3] [--profile DIR]
  *
- * `--official` adds the official CometD client (cometd-nodejs-client, websocket) as a reference.
+ * `--official` adds the official CometD client (cometd-nodejs-client, websocket) as a reference, `--floor` the bare
+ * `ws` + `JSON.parse` subscriber (client/floor.ts). The summary gives medians and minimums of the runs.
  *
  * `--profile DIR` runs the children under `--cpu-prof` (whole child, start-up included; summarise with
  * cpuprofile-top.js).
@@ -122,6 +123,7 @@ async function main (): Promise<void> {
     libs.push(['alt', 'client-core-alt'])
   }
   if (args.includes('--official')) libs.push(['official', 'cometd'])
+  if (args.includes('--floor')) libs.push(['floor', 'floor'])
   const data = { p: 'r', s: 12_345, t: 1_000_000_000_000, x: PAD }
   for (const perFrame of perFrames) {
     const frames = Math.ceil(n / perFrame)
@@ -142,12 +144,14 @@ async function main (): Promise<void> {
     }
     for (const client of wss.clients) client.terminate()
     await new Promise<void>((resolve) => wss.close(() => resolve()))
-    const mine = median(per['this build']!)
-    let line = `${perFrame} event(s)/frame: this build ${(mine * 10).toFixed(1)} ms CPU/10k`
-    for (const other of ['alt', 'official']) {
-      if (per[other] !== undefined) line += `, ${other} ${(median(per[other]) * 10).toFixed(1)} (this build ${(mine / median(per[other])).toFixed(2)}×)`
+    for (const [what, f] of [['median', median], ['min', (xs: number[]) => Math.min(...xs)]] as const) {
+      const mine = f(per['this build']!)
+      let line = `${perFrame} event(s)/frame, ${what}: this build ${(mine * 10).toFixed(1)} ms CPU/10k`
+      for (const other of ['alt', 'official', 'floor']) {
+        if (per[other] !== undefined) line += `, ${other} ${(f(per[other]) * 10).toFixed(1)} (this build ${(mine / f(per[other])).toFixed(2)}×)`
+      }
+      console.log(line)
     }
-    console.log(line)
   }
 }
 

@@ -13,6 +13,7 @@ import { Client, ClientError, MessageEncodingError, MessageTooLargeError, Transp
 import type { Logger, Message } from '../../client-core/index.js'
 import { startCometd } from '../helpers/cometd-server.js'
 import { collector } from '../helpers/wait.js'
+import { forwardRequest } from '../helpers/forward.js'
 
 interface Forwarded { channel: string, id?: string }
 
@@ -48,13 +49,7 @@ async function startBodyLimit (target: string, limit: number): Promise<{
       for (const m of messages) {
         if (!m.channel.startsWith('/meta/')) forwarded.push({ channel: m.channel, id: m.id })
       }
-      const headers = { ...req.headers, host: upstream.host, 'content-length': String(body.length) }
-      const out = http.request({ host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers }, (answer) => {
-        res.writeHead(answer.statusCode ?? 502, answer.headers)
-        answer.pipe(res)
-      })
-      out.on('error', () => res.destroy())
-      out.end(body)
+      forwardRequest(upstream, req, body, res)
     })
   })
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
