@@ -25,7 +25,8 @@
  * --stream-retries K (a run is run again, up to K times, when a caller was dropped; default 1), --stream-buffer-size N (the sessions' replay ring, default the daemon's), --stream-alt-flags "--max-semi-space-size=2"
  * (node flags of the alt daemon; without --stream-alt, alt is this build: A/B of a V8 setting in one run).
  */
-import { createWriteStream, mkdirSync, readFileSync } from 'node:fs'
+import { createWriteStream, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { pathToFileURL } from 'node:url'
 import path from 'node:path'
 import { BENCH_DIR, Child } from '../lib/proc.js'
 import { sleep } from '../lib/clock.js'
@@ -42,6 +43,21 @@ const CHANNEL: Record<Variant, string> = { bridge: '/bench/stream', alt: '/bench
 /** what the daemons need before their idle figure means anything: their start-up GCs run 1, 2 and 8 s after start */
 const SETTLE_MS = 9_000
 const IDLE_MS = 1_500
+/** the daemon's per-caller queue bound here (its default, 1 MiB, is 64 ms of this stream; see queueBoundEntry) */
+const QUEUE_BYTES = 16 * 1024 * 1024
+
+/**
+ * The daemon's entry with `sse.maxQueueBytes` raised to 16 MiB (1 s of the stream): on this shared machine the callers
+ * process stalls for longer than the default 1 MiB (64 ms at 16 MB/s) lets a caller fall behind, and the daemon
+ * drops it as slow. The bare broadcaster has no bound at all; the frames a lagging caller has queued are the ring's
+ * own (shared), so the bound adds little memory. Fanout/suite.ts's Bridge writes the config and strips
+ * COMETD_BRIDGE_* from the environment, so a small module sets the variable and imports the real entry.
+ */
+function queueBoundEntry (dir: string, variant: Variant, main: string): string {
+  const file = path.join(dir, `daemon-${variant}.mjs`)
+  writeFileSync(file, `process.env.COMETD_BRIDGE_SSE_MAX_QUEUE_BYTES = '${QUEUE_BYTES}'\nawait import(${JSON.stringify(pathToFileURL(main).href)})\n`)
+  return file
+}
 
 /** The node flags of the shipped start command (package.json `start`, as the Dockerfile's CMD): the daemon runs with them. */
 export function shippedNodeFlags (): string[] {
@@ -67,7 +83,8 @@ async function startServers (upstreamUrl: string, ctx: SuiteContext, run: number
   const bridgeOf = async (variant: 'bridge' | 'alt', main?: string): Promise<Server> => {
     const bufferSize = ctx.flags['stream-buffer-size']
     const sessions = { up: { url: upstreamUrl, connectionTypes: ['websocket'], subscribe: [CHANNEL[variant]], ...(typeof bufferSize === 'string' ? { bufferSize: Number(bufferSize) } : {}) } }
-    const b = await Bridge.start(upstreamUrl, 100, variant === 'bridge' ? nodeFlags : (listFlag(ctx.flags, 'stream-alt-flags') ?? []), sessions, 20_000, main)
+    const entry = queueBoundEntry(ctx.outDir, variant, main ?? path.resolve(BENCH_DIR, '..', 'server', 'main.js'))
+    const b = await Bridge.start(upstreamUrl, 100, variant === 'bridge' ? nodeFlags : (listFlag(ctx.flags, 'stream-alt-flags') ?? []), sessions, 20_000, entry)
     if (variant === 'bridge' && ctx.flags['stream-node-flags'] !== undefined) b.cp.stdout?.pipe(createWriteStream(path.join(ctx.outDir, `stream-bridge-run${run + 1}.log`)))
     return { variant, pid: b.pid, events: `${b.base}/sessions/up/events?channel=${encodeURIComponent(CHANNEL[variant])}`, metrics: `${b.base}/metrics`, readyAt: Date.now(), stop: async () => { await b.stop() } }
   }
@@ -266,6 +283,7 @@ function report (ctx: SuiteContext, p: Params, runs: number, out: StreamRun[], d
       fmt(m(v, 'afterGrowthMB'), 1), fmt(m(v, 'heapUsedPeakMB'), 1), fmt(m(v, 'heapTotalPeakMB'), 1), fmt(m(v, 'externalPeakMB'), 1), fmt(m(v, 'p99Ms'), 1), fmt(m(v, 'cpuMsPerMB'), 2),
       `${per(v, 'growthMB')} / ${per(v, 'afterGrowthMB')}`]),
     notes: ['growth = RSS (/proc VmRSS, every 250 ms) − the idle RSS just before the stream (callers connected); peak = largest sample from the first publish to 0.5 s after the last delivery',
+      `the daemons with sse.maxQueueBytes = ${QUEUE_BYTES / (1024 * 1024)} MiB (the default 1 MiB is 64 ms of this stream: callers stalled by other work on the machine were dropped as slow)`,
       `after = median RSS of the last second of ${p.quietMs / 1000} s of quiet (callers still connected) − idle; heap figures from the daemon's /metrics (prom-client default metrics), sampled alongside`,
       `the daemon runs with the node flags of \`npm start\` (${shippedNodeFlags().join(' ') || 'none'})${ctx.flags['stream-node-flags'] !== undefined ? ` + ${String(ctx.flags['stream-node-flags'])}` : ''}; a run counts when every caller got every message once (0 lost, 0 duplicated)${lost ? '; the runs marked * did not (the daemon dropped a caller that fell behind) and are left out of the medians' : ''}${discarded.length > 0 ? ` (runs run again after callers fell behind: ${new Set(discarded.map((r) => r.run)).size})` : ''}`,
       ...(ctx.mode === 'quick' && mb < 256 ? [`quick mode: ${fmtInt(mb)} MB instead of 256 MB, same goals (the documented figure is from --full)`] : [])]
