@@ -18,7 +18,7 @@
  * A variant's quiet overlaps the next variant's stream (it receives nothing then). The daemons run their start-up
  * GCs 1, 2 and 8 s after their sessions opened (server/session/startup.ts): no bridge streams before 9 s.
  *
- * Diagnostics: --stream-node-flags "--trace-gc,--max-semi-space-size=2" (node flags of this build's daemon; its
+ * Diagnostics: --stream-node-flags "--trace-gc" (node flags added to this build's daemon; its
  * stdout goes to <results>/<stamp>/stream-bridge-run<k>.log) and --stream-snapshots (heap snapshots of this build's
  * daemon at idle and at the middle of the quiet (a snapshot runs a full GC first; one during the stream stalls the
  * daemon for seconds and the callers with it), under <results>/<stamp>/),
