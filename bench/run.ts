@@ -30,9 +30,10 @@ import { targetRows, type TargetResult } from './lib/targets.js'
 import { clientSuite } from './client/suite.js'
 import { fanoutSuite, sessionsSuite } from './fanout/suite.js'
 import { clusterSuite } from './cluster/suite.js'
+import { streamSuite } from './stream/suite.js'
 
-/** Every suite, in run order. Later parts of issue 5 (fan-out, added latency, memory, sessions) plug in here. */
-const SUITES: Suite[] = [clientSuite, fanoutSuite, sessionsSuite, clusterSuite]
+/** Every suite, in run order. */
+const SUITES: Suite[] = [clientSuite, fanoutSuite, sessionsSuite, streamSuite, clusterSuite]
 
 /** The repository root: dist/bench → ../.. */
 const ROOT = path.resolve(BENCH_DIR, '..', '..')

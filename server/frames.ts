@@ -11,28 +11,45 @@ export type CallerFormat = 'sse' | 'ndjson' | 'ws'
 export class Frame {
   /** SSE event name, `type` of the JSON form */
   readonly event: string
-  /** the event's data, serialized JSON */
-  readonly json: string
   readonly id: string | undefined
   readonly retryMs: number | undefined
-  #sse: Buffer | null = null
+  /**
+   * The SSE rendering, written once at construction: the one copy of the event a frame keeps (the replay ring
+   * holds a bufferSize of them, so a second copy as a JS string would double what a session of large messages
+   * retains, and put it in the V8 heap, where every evicted one waits for a full GC). `json` is read back from it.
+   */
+  readonly #sse: Buffer
+  /** where the data line's JSON starts and ends in #sse */
+  readonly #jsonStart: number
+  readonly #jsonEnd: number
   #line: Buffer | null = null
 
   constructor (event: string, json: string, id?: string, retryMs?: number) {
     this.event = event
-    this.json = json
     this.id = id
     this.retryMs = retryMs
+    let head = ''
+    if (id !== undefined) head += `id: ${id}\n`
+    if (retryMs !== undefined) head += `retry: ${Math.max(0, Math.round(retryMs))}\n`
+    head += `event: ${event}\ndata: `
+    const headBytes = Buffer.byteLength(head, 'utf8')
+    const jsonBytes = Buffer.byteLength(json, 'utf8')
+    // written in place: no joined copy of a large message as a string first
+    const sse = Buffer.allocUnsafe(headBytes + jsonBytes + 2)
+    sse.write(head, 0, 'utf8')
+    sse.write(json, headBytes, 'utf8')
+    sse[headBytes + jsonBytes] = 0x0a
+    sse[headBytes + jsonBytes + 1] = 0x0a
+    this.#sse = sse
+    this.#jsonStart = headBytes
+    this.#jsonEnd = headBytes + jsonBytes
   }
+
+  /** the event's data, serialized JSON */
+  get json (): string { return this.#sse.toString('utf8', this.#jsonStart, this.#jsonEnd) }
 
   /** `id:` (optional) + `retry:` (optional) + `event:` + one `data:` line + a blank line. */
   sse (): Buffer {
-    if (this.#sse !== null) return this.#sse
-    let text = ''
-    if (this.id !== undefined) text += `id: ${this.id}\n`
-    if (this.retryMs !== undefined) text += `retry: ${Math.max(0, Math.round(this.retryMs))}\n`
-    text += `event: ${this.event}\ndata: ${this.json}\n\n`
-    this.#sse = Buffer.from(text, 'utf8')
     return this.#sse
   }
 

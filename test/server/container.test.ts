@@ -61,7 +61,8 @@ t.test('Dockerfile - Node 24, production deps, tini as PID 1, non-root, read-onl
   t.same(instr(final, 'USER'), ['node'], 'runs as the unprivileged node user')
   t.same(execForm(instr(final, 'ENTRYPOINT')[0]!), ['/usr/bin/tini', '--'], 'tini is PID 1: reaps children, passes signals on')
   t.ok(instr(final, 'RUN').some((r) => /apt-get install .*\btini\b/.test(r)), 'tini is installed in the final stage')
-  t.same(execForm(instr(final, 'CMD')[0]!), ['node', 'dist/server/main.js'])
+  const cmd = execForm(instr(final, 'CMD')[0]!)
+  t.same(cmd, ['node', '--max-semi-space-size=2', 'dist/server/main.js'], 'the daemon with a young generation of 2 MB semi-spaces (docs/BENCHMARKS.md, streaming memory)')
   t.same(instr(final, 'STOPSIGNAL'), ['SIGTERM'])
   t.same(instr(final, 'EXPOSE'), ['8080'])
   t.match(instr(final, 'VOLUME').join(' '), /"\/data"/, '/data is a volume (the only place written)')
@@ -71,7 +72,7 @@ t.test('Dockerfile - Node 24, production deps, tini as PID 1, non-root, read-onl
   t.same(healthCommand, ['node', 'dist/server/ops/healthcheck.js'], 'the health check reads the same configuration')
   const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { dependencies: Record<string, string>, scripts: Record<string, string> }
   t.ok('faye' in pkg.dependencies, 'faye is a runtime dependency (the demo)')
-  t.equal(pkg.scripts.start, 'exec node dist/server/main.js', 'npm start runs the image\'s entry (exec: npm\'s SIGTERM reaches the daemon)')
+  t.equal(pkg.scripts.start, `exec ${cmd.join(' ')}`, 'npm start runs the image\'s entry, same flags (exec: npm\'s SIGTERM reaches the daemon)')
   for (const dir of ['node_modules', 'dist', '.git', 'test']) t.ok(ignored.includes(dir), `.dockerignore excludes ${dir}`)
 })
 

@@ -121,6 +121,17 @@ t.test('sse - frames: one data line, id and event, retry once, JSON escapes newl
   t.equal(sseRetry(2000).toString(), 'retry: 2000\n\n')
 })
 
+t.test('frames - the SSE bytes are the one copy: json, NDJSON and WebSocket renderings read back from them, multi-byte text intact', async (t) => {
+  const text = 'héllo — ✓ 😀 '.repeat(2_000)
+  const frame = messageFrame('e-9', '/intl', { text }, undefined)
+  t.equal(frame.json, JSON.stringify({ channel: '/intl', data: { text } }))
+  t.equal(frame.sse().toString('utf8'), `id: e-9\nevent: message\ndata: ${frame.json}\n\n`)
+  t.equal(frame.sse(), frame.sse(), 'rendered once')
+  t.same(JSON.parse(frame.bytes('ndjson').toString('utf8')), { type: 'message', id: 'e-9', channel: '/intl', data: { text } })
+  t.equal(frame.bytes('ws').toString('utf8') + '\n', frame.bytes('ndjson').toString('utf8'))
+  t.equal(frame.length, Buffer.byteLength(frame.toString(), 'utf8'))
+})
+
 t.test('upstream errors - each client-core error maps to its HTTP status', async (t) => {
   const refused = (error: string) => new ServerError('Publish request failed.', { channel: '/x', id: '3', successful: false, error })
   const cases: Array<[unknown, number, string]> = [
