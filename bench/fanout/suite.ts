@@ -23,6 +23,7 @@
  *        --fanout-profile (CPU profiles of bridge, bare and naive over each measured phase, through their inspectors:
  *        <results dir>/profiles/<variant>-n<N>-run<R>.cpuprofile; the inspector costs CPU: profile runs are not figures)
  *        --fanout-alloc-profile (with the CPU profiles, sampled allocations: <variant>-n<N>-run<R>.heapprofile)
+ *        --fanout-bridge-node-args, --fanout-bare-node-args "--trace-gc ..." (Node flags of those processes; BENCH_VERBOSE=1 shows their output)
  *        --fanout-alt <dist dir> (another build of the bridge, e.g. a baseline's dist/, measured side by side: A/B table)
  * Part 5 is the 'sessions' suite (fanout/sessions-suite.ts).
  */
@@ -78,6 +79,8 @@ export const fanoutSuite: Suite = {
     const altDir = typeof ctx.flags['fanout-alt'] === 'string' ? path.resolve(ctx.flags['fanout-alt']) : null
     const profiling = ctx.flags['fanout-profile'] === true || ctx.flags['fanout-alloc-profile'] === true
     const prof = profiling ? [INSPECT_FLAG] : []
+    // e.g. --fanout-bridge-node-args "--trace-gc": what the process prints goes to stderr with BENCH_VERBOSE=1
+    const nodeArgs = (flag: string): string[] => typeof ctx.flags[flag] === 'string' ? (ctx.flags[flag] as string).split(' ').filter((a) => a !== '') : []
     if (profiling) mkdirSync(profileDir, { recursive: true })
     const all: Variant[] = ['bridge', ...(altDir !== null ? ['alt' as const] : []), 'bare', ...(ctx.flags['fanout-no-naive'] === true ? [] : ['naive' as const])]
     const only = listFlag(ctx.flags, 'fanout-variants')
@@ -96,9 +99,9 @@ export const fanoutSuite: Suite = {
     try {
       const maxCallers = Math.max(...sizes, memN) + 100
       const started = Date.now()
-      bridge = await Bridge.start(upstreamUrl, maxCallers, prof)
+      bridge = await Bridge.start(upstreamUrl, maxCallers, [...prof, ...nodeArgs('fanout-bridge-node-args')])
       if (altDir !== null) alt = await Bridge.start(upstreamUrl, maxCallers, [], undefined, 20_000, path.join(altDir, 'server', 'main.js'), CHANNELS.alt)
-      const bare = await Child.fork('fanout/bare.js', ['--url', upstreamUrl, '--channel', `${CHANNELS.bare},${LATENCY_CHANNEL}`], { name: 'bare', execArgv: prof })
+      const bare = await Child.fork('fanout/bare.js', ['--url', upstreamUrl, '--channel', `${CHANNELS.bare},${LATENCY_CHANNEL}`], { name: 'bare', execArgv: [...prof, ...nodeArgs('fanout-bare-node-args')] })
       children.push(bare)
       const naive = variants.includes('naive') ? await Child.fork('fanout/bare.js', ['--url', upstreamUrl, '--channel', CHANNELS.naive, '--naive'], { name: 'naive', execArgv: prof }) : null
       if (naive !== null) children.push(naive)
