@@ -16,17 +16,27 @@ export const LATENCY_CHANNEL = '/bench/latency'
 /** the channel the fan-out bridge holds unless told otherwise */
 export const BRIDGE_CHANNEL = '/bench/bridge'
 
-/** RSS (MB) and CPU (ms, user + system, all threads) of a process from /proc. */
-export function procUsage (pid: number): { rssMB: number, cpuMs: number } {
+/** user + system CPU (ms) of a /proc stat line (fields 14 and 15, clock ticks of 10 ms) */
+function statCpuMs (stat: string): number {
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+  return (Number(fields[11]) + Number(fields[12])) * 10
+}
+
+/**
+ * RSS (MB) and CPU (ms, user + system) of a process from /proc: all threads, and its main thread alone (the
+ * JavaScript thread; the rest is mostly V8's GC helper threads).
+ */
+export function procUsage (pid: number): { rssMB: number, cpuMs: number, mainCpuMs: number } {
   try {
     const status = readFileSync(`/proc/${pid}/status`, 'utf8')
     const rss = /VmRSS:\s+(\d+) kB/.exec(status)
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-    const ticks = Number(fields[11]) + Number(fields[12]) // utime, stime (fields 14, 15)
-    return { rssMB: rss === null ? Number.NaN : Number(rss[1]) / 1024, cpuMs: ticks * 10 }
+    return {
+      rssMB: rss === null ? Number.NaN : Number(rss[1]) / 1024,
+      cpuMs: statCpuMs(readFileSync(`/proc/${pid}/stat`, 'utf8')),
+      mainCpuMs: statCpuMs(readFileSync(`/proc/${pid}/task/${pid}/stat`, 'utf8'))
+    }
   } catch {
-    return { rssMB: Number.NaN, cpuMs: Number.NaN }
+    return { rssMB: Number.NaN, cpuMs: Number.NaN, mainCpuMs: Number.NaN }
   }
 }
 
@@ -77,7 +87,9 @@ export class Bridge {
       sessions: sessions ?? {
         up: { url: upstreamUrl, connectionTypes: ['websocket'], subscribe: [channel, LATENCY_CHANNEL] }
       },
-      sse: { maxCallers }
+      // the offered load is above what the callers can read: seconds of backlog per caller are expected (bare Node
+      // buffers them without a bound), so the bound and the drain deadline must not drop callers mid-measurement
+      sse: { maxCallers, maxQueueBytes: 64 * 1024 * 1024, writeTimeoutMs: 120_000 }
     }
     const file = path.join(dir, 'bridge.json')
     writeFileSync(file, JSON.stringify(config, null, 2))

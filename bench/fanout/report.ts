@@ -25,6 +25,8 @@ export interface FanoutRun {
   rssBeforeMB: number, rssIdleMB: number, rssPerCallerKB: number,
   rate: number, sent: number, expected: number, deliveries: number, otherTag: number, deliveriesPerS: number, p50: number, p99: number,
   serverCpuMs: number, serverCpuPer10k: number, serverCpuShare: number, callersCpuMs: number, load1: number
+  /** share of the server's CPU not on its main (JavaScript) thread: V8's GC helper threads, mostly */
+  serverOtherThreadsShare: number
 }
 export interface MemoryRun { run: number, variant: Variant, n: number, failed: number, openMs: number, rssBeforeMB: number, rssIdleMB: number, perCallerKB: number }
 export interface LatencyRun {
@@ -94,13 +96,14 @@ function fanoutTables (inp: ReportInput): Table[] {
   }
   const costs: Table = {
     title: 'Fan-out cost: server CPU per 10,000 deliveries, and the ratios (bridge ÷ reference, median of per-run ratios [runs])',
-    columns: ['N', ...variants.map((v) => `${v} CPU ms/10k`), ...refs.flatMap((v) => [`deliv/s × ${v}`, `capacity × ${v}`])],
-    rows: sizes.map((n) => [fmtInt(n), ...variants.map((v) => fmt(med(n, v, 'serverCpuPer10k'), 2)),
+    columns: ['N', ...variants.map((v) => `${v} CPU ms/10k`), ...variants.map((v) => `${v} off-main %`), ...refs.flatMap((v) => [`deliv/s × ${v}`, `capacity × ${v}`])],
+    rows: sizes.map((n) => [fmtInt(n), ...variants.map((v) => fmt(med(n, v, 'serverCpuPer10k'), 2)), ...variants.map((v) => fmt(med(n, v, 'serverOtherThreadsShare') * 100, 0)),
       ...refs.flatMap((v) => {
         const { rate, capacity } = perRun(fanout, n, 'bridge', v)
         return [`${fmtRatio(median(rate))} [${list(rate)}]`, `${fmtRatio(median(capacity))} [${list(capacity)}]`]
       })]),
-    notes: ['CPU = server process user+system (/proc, all threads) from the first publish to the last delivery; capacity × ref = ref CPU per delivery ÷ bridge CPU per delivery (deliveries per CPU-second, relative)',
+    notes: ['off-main % = share of that CPU not on the main (JavaScript) thread, i.e. V8\'s parallel/concurrent GC threads',
+      'CPU = server process user+system (/proc, all threads) from the first publish to the last delivery; capacity × ref = ref CPU per delivery ÷ bridge CPU per delivery (deliveries per CPU-second, relative)',
       `servers: ${variants.map((v) => `${v} = ${NAMES[v]}`).join(', ')}`]
   }
   return [rates, costs]

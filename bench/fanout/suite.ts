@@ -17,7 +17,7 @@
  *   channel, 1,000 msg/s for D s; added = bridge − official, p50 and p99. Then the same on the bare broadcaster.
  * Part 4 (per run): server RSS before and after `memory-n` idle callers settled → RSS per idle caller.
  *
- * Flags: --fanout-sizes 1000,10000  --fanout-offered 1000000 (deliveries/s)  --fanout-runs R  --fanout-seconds S (quick 0.5, full 4)
+ * Flags: --fanout-sizes 1000,10000  --fanout-offered 1000000 (deliveries/s)  --fanout-runs R  --fanout-seconds S (quick 0.5, full 2)
  *        --fanout-caller-procs K (default 2)  --fanout-no-naive (quick: naive at the smallest size only)  --fanout-variants bridge,bare (a subset)  --memory-n N (default 1,000, --full the largest size; 0 skips part 4)
  *        --fanout-docs (write docs/bench-fanout.svg in quick mode too; --full always does)
  *        --fanout-profile (CPU profiles of bridge, bare and naive over each measured phase, through their inspectors:
@@ -82,7 +82,7 @@ function options (ctx: SuiteContext): Options {
     sizes,
     offered: intFlag(ctx.flags, 'fanout-offered', 1_000_000),
     runs: intFlag(ctx.flags, 'fanout-runs', full ? 3 : 1),
-    seconds: intFlag(ctx.flags, 'fanout-seconds', full ? 4 : 0.5),
+    seconds: intFlag(ctx.flags, 'fanout-seconds', full ? 2 : 0.5),
     latencyS: intFlag(ctx.flags, 'latency-seconds', full ? 5 : 2),
     callerProcs: intFlag(ctx.flags, 'fanout-caller-procs', 2),
     // quick mode (its 45 s budget): part 4 is read from the first fan-out phase's idle callers instead
@@ -208,9 +208,10 @@ async function fanoutRun (p: FanoutParams, s: Servers, upstream: Child, pool: Ca
     rate, sent: pub.sent, expected: pub.sent * opened.open, deliveries: stats.deliveries, otherTag: stats.otherTag, deliveriesPerS: stats.deliveries / spanS,
     p50: stats.latencyMs.p50, p99: stats.latencyMs.p99,
     serverCpuMs, serverCpuPer10k: (serverCpuMs * 10_000) / Math.max(1, stats.deliveries), serverCpuShare: serverCpuMs / (spanS * 1000),
+    serverOtherThreadsShare: 1 - (cpu1.mainCpuMs - cpu0.mainCpuMs) / Math.max(1, serverCpuMs),
     callersCpuMs: stats.cpuMs - callersCpu0, load1: loadavg()
   }
-  ctx.log(`  run ${run + 1} N=${n} ${variant}: ${opened.open} open${opened.failed > 0 ? ` (${opened.failed} failed)` : ''}, ${fmtInt(r.deliveriesPerS)} deliveries/s (${r.deliveries}/${r.expected}), p99 ${fmt(r.p99)} ms, CPU ${fmt(r.serverCpuPer10k, 2)} ms/10k (server ${fmt(r.serverCpuShare * 100, 0)} %, callers ${fmt((r.callersCpuMs / (spanS * 1000)) * 100, 0)} % of a core), load ${fmt(r.load1, 1)}`)
+  ctx.log(`  run ${run + 1} N=${n} ${variant}: ${opened.open} open${opened.failed > 0 ? ` (${opened.failed} failed)` : ''}, ${fmtInt(r.deliveriesPerS)} deliveries/s (${r.deliveries}/${r.expected}), p99 ${fmt(r.p99)} ms, CPU ${fmt(r.serverCpuPer10k, 2)} ms/10k (${fmt(r.serverOtherThreadsShare * 100, 0)} % off the main thread; server ${fmt(r.serverCpuShare * 100, 0)} %, callers ${fmt((r.callersCpuMs / (spanS * 1000)) * 100, 0)} % of a core), load ${fmt(r.load1, 1)}`)
   await pool.close()
   return r
 }
