@@ -6,7 +6,7 @@
 import type { Child } from '../lib/proc.js'
 import { sleep } from '../lib/clock.js'
 import type { Summary } from '../lib/stats.js'
-import { procUsage } from '../fanout/suite.js'
+import { procUsage } from '../fanout/procs.js'
 import type { PublishResult } from '../fanout/upstream.js'
 
 export interface Group { callers: Child, url: string }

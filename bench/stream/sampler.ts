@@ -3,7 +3,7 @@
  * bridge — V8 heap used/total and external memory from its own `/metrics` (prom-client's default process metrics),
  * which the daemon serves anyway. Bounded: stops by itself after `maxMs`.
  */
-import { procUsage } from '../fanout/suite.js'
+import { procUsage } from '../fanout/procs.js'
 
 export interface Sample { at: number, rssMB: number, heapUsedMB?: number, heapTotalMB?: number, externalMB?: number }
 

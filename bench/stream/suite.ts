@@ -34,7 +34,7 @@ import { median } from '../lib/stats.js'
 import { fmt, fmtInt } from '../lib/table.js'
 import { intFlag, listFlag, type Suite, type SuiteContext, type SuiteResult, type Table } from '../lib/suite.js'
 import { judge, type TargetResult } from '../lib/targets.js'
-import { Bridge, procUsage } from '../fanout/suite.js'
+import { Bridge, procUsage } from '../fanout/procs.js'
 import type { StreamResult } from './publisher.js'
 import { peak, Sampler, type Sample } from './sampler.js'
 

@@ -12,6 +12,7 @@ import type { CallerFormat, Frame } from '../frames.js'
 import { HttpSink } from './sinks.js'
 import type { CallerSink } from './sinks.js'
 import { sseFrame } from '../frames.js'
+import { PassJoins, runEnd } from './joins.js'
 
 export interface CallerOptions {
   maxQueueBytes: number
@@ -23,16 +24,11 @@ export interface CallerOptions {
 export type CloseReason = 'client' | 'slow' | 'shutdown' | 'error' | 'discarded'
 export type SlowReason = 'queue-full' | 'write-timeout'
 
-/**
- * Frames queued to one caller are written once per event-loop turn, joined: at most this many bytes per write
- * (the socket's high-water mark), so a caller's backlog leaves in writes of this size, not one per frame.
- */
-const MAX_JOIN_BYTES = 16 * 1024
-
-/** A joined run of frames, shared by every caller that has the same frames queued in one flush pass. */
-interface Joined { parts: Buffer[], joined: Buffer }
-
 let nextCallerId = 1
+/** what Caller.#span measured last: module scratch, so that no object is made per write */
+let spanBytes = 0
+let spanCounted = 0
+let spanId: string | undefined
 
 export class Caller {
   readonly id = nextCallerId++
@@ -45,11 +41,11 @@ export class Caller {
   readonly #options: CallerOptions
   /**
    * The queue, as parallel arrays [#head, #tail) reused from turn to turn (no object per frame, no new array per
-   * turn): bytes, message id, counted.
+   * turn): bytes, the last message id in them, the bytes of them that count toward `maxQueueBytes`.
    */
   readonly #bufs: Array<Buffer | undefined> = []
   readonly #ids: Array<string | undefined> = []
-  readonly #counted: boolean[] = []
+  readonly #counted: number[] = []
   #head = 0
   #tail = 0
   /**
@@ -58,6 +54,12 @@ export class Caller {
    * all handed over at the end of the turn.
    */
   #heldEnd = 0
+  /**
+   * The first entry queued in this turn. At the end of a turn in which the socket does not take bytes, the turn's
+   * frames become one held entry (the joined Buffer, shared with every caller that queued the same frames): a
+   * backlog costs one entry per turn, not one per message.
+   */
+  #turnFrom = 0
   #queuedBytes = 0
   #maxQueuedBytes = 0
   #started = false
@@ -81,8 +83,8 @@ export class Caller {
   static readonly #dirtyCallers: Caller[] = []
   static #dirtyCount = 0
   static #passScheduled = false
-  /** joined runs of the flush pass in progress, by their first frame (identity) */
-  static readonly #joins = new Map<Buffer, Joined[]>()
+  /** joined runs of the flush pass in progress */
+  static readonly #joins = new PassJoins()
 
   static #schedule (caller: Caller): void {
     caller.#dirty = true
@@ -103,7 +105,7 @@ export class Caller {
       for (; i < Caller.#dirtyCount; i++) {
         const caller = list[i]!
         caller.#dirty = false
-        caller.#flush(now, true)
+        caller.#endTurn(now)
       }
     } finally {
       for (; i < Caller.#dirtyCount; i++) list[i]!.#dirty = false
@@ -111,31 +113,6 @@ export class Caller {
       Caller.#dirtyCount = 0
       Caller.#joins.clear()
     }
-  }
-
-  /** One Buffer for bufs[from..to): shared with the other callers of this pass that queued the same frames. */
-  static #join (bufs: ReadonlyArray<Buffer | undefined>, from: number, to: number, bytes: number, share: boolean): Buffer {
-    const n = to - from
-    const first = bufs[from]!
-    let candidates: Joined[] | undefined
-    if (share) {
-      candidates = Caller.#joins.get(first)
-      if (candidates !== undefined) {
-        for (const c of candidates) {
-          if (c.parts.length !== n) continue
-          let same = true
-          for (let i = 1; i < n; i++) if (c.parts[i] !== bufs[from + i]) { same = false; break }
-          if (same) return c.joined
-        }
-      }
-    }
-    const parts = bufs.slice(from, to) as Buffer[]
-    const joined = Buffer.concat(parts, bytes)
-    if (share) {
-      if (candidates === undefined) Caller.#joins.set(first, [{ parts, joined }])
-      else candidates.push({ parts, joined })
-    }
-    return joined
   }
 
   /** `target`: an HTTP response (streamed as SSE) or any sink (NDJSON response, WebSocket). */
@@ -203,7 +180,7 @@ export class Caller {
     const at = this.#tail++
     this.#bufs[at] = bytes
     this.#ids[at] = id
-    this.#counted[at] = counted
+    this.#counted[at] = counted ? bytes.length : 0
     const accepting = this.#started && !this.#waitingDrain
     if (!accepting) this.#heldEnd = this.#tail
     if (counted) {
@@ -215,7 +192,37 @@ export class Caller {
         if (this.#queuedBytes > this.#options.maxQueueBytes) { this.slow('queue-full'); return }
       }
     }
-    if (accepting && !this.#dirty && this.#head < this.#tail) Caller.#schedule(this)
+    if (this.#started && !this.#dirty && this.#head < this.#tail) Caller.#schedule(this)
+  }
+
+  /**
+   * The end of a turn in which frames were queued: handed to a socket that takes bytes, else joined into one
+   * held entry per write-sized run (see #turnFrom).
+   */
+  #endTurn (now: number): void {
+    if (this.#closed) return
+    if (!this.#waitingDrain) {
+      this.#flush(now, true)
+      this.#turnFrom = this.#tail
+      return
+    }
+    const bufs = this.#bufs
+    const to = this.#tail
+    let at = Math.max(this.#turnFrom, this.#head)
+    for (let from = at; from < to; at++) {
+      const end = runEnd(bufs, from, to, this.#sink.joinable)
+      this.#span(from, end)
+      // `at` ≤ `from`: the run is read before its entry is overwritten
+      bufs[at] = end - from === 1 ? bufs[from] : Caller.#joins.join(bufs, from, end, spanBytes, true)
+      this.#ids[at] = spanId
+      this.#counted[at] = spanCounted
+      from = end
+    }
+    bufs.fill(undefined, at, to)
+    this.#ids.fill(undefined, at, to)
+    this.#tail = at
+    this.#heldEnd = at
+    this.#turnFrom = this.#tail
   }
 
   /** Drops the caller: final `event: slow` (after what was already written), then close. */
@@ -279,33 +286,37 @@ export class Caller {
     while (!this.#closed && this.#started && this.#head < this.#tail && (!this.#waitingDrain || this.#head >= this.#heldEnd)) {
       const from = this.#head
       // a write holds held frames or fresh ones, not both
-      const stop = from < this.#heldEnd ? this.#heldEnd : this.#tail
-      let end = from
-      let bytes = 0
-      let counted = 0
-      let lastId: string | undefined
-      do {
-        const len = bufs[end]!.length
-        bytes += len
-        if (this.#counted[end] === true) counted += len
-        const id = this.#ids[end]
-        if (id !== undefined) lastId = id
-        end++
-      } while (joinable && end < stop && bytes + bufs[end]!.length <= MAX_JOIN_BYTES)
-      const chunk = end - from === 1 ? bufs[from]! : Caller.#join(bufs, from, end, bytes, share)
+      const end = runEnd(bufs, from, from < this.#heldEnd ? this.#heldEnd : this.#tail, joinable)
+      this.#span(from, end)
+      const chunk = end - from === 1 ? bufs[from]! : Caller.#joins.join(bufs, from, end, spanBytes, share)
       this.#head = end
-      this.#queuedBytes -= counted
-      this.#writeBytes(chunk, lastId, now)
+      this.#queuedBytes -= spanCounted
+      this.#writeBytes(chunk, spanId, now)
     }
     if (this.#head === this.#tail) {
       this.#dropQueue()
     } else if (this.#head > 1024 && this.#head * 2 > this.#tail) {
-      bufs.splice(0, this.#head)
-      this.#ids.splice(0, this.#head)
-      this.#counted.splice(0, this.#head)
-      this.#tail -= this.#head
+      // moved in place (splice would allocate the removed part)
+      const left = this.#tail - this.#head
+      bufs.copyWithin(0, this.#head, this.#tail).fill(undefined, left, this.#tail)
+      this.#ids.copyWithin(0, this.#head, this.#tail).fill(undefined, left, this.#tail)
+      this.#counted.copyWithin(0, this.#head, this.#tail)
+      this.#tail = left
       this.#heldEnd = Math.max(0, this.#heldEnd - this.#head)
+      this.#turnFrom = Math.max(0, this.#turnFrom - this.#head)
       this.#head = 0
+    }
+  }
+
+  /** Bytes, counted bytes and last message id of entries [from, end), into spanBytes, spanCounted, spanId. */
+  #span (from: number, end: number): void {
+    spanBytes = 0
+    spanCounted = 0
+    spanId = undefined
+    for (let i = from; i < end; i++) {
+      spanBytes += this.#bufs[i]!.length
+      spanCounted += this.#counted[i]!
+      if (this.#ids[i] !== undefined) spanId = this.#ids[i]
     }
   }
 
@@ -318,9 +329,12 @@ export class Caller {
     else this.#lastWriteAt = now
   }
 
-  /** Empties the queue; the arrays are kept for the next turn unless a backlog made them large. */
+  /**
+   * Empties the queue; the arrays are kept for the next turn (regrowing them through every backlog was most of the
+   * bridge's garbage under load) unless a long backlog made them large.
+   */
   #dropQueue (): void {
-    if (this.#bufs.length > 256) {
+    if (this.#bufs.length > 4096) {
       this.#bufs.length = 0
       this.#ids.length = 0
       this.#counted.length = 0
@@ -331,6 +345,7 @@ export class Caller {
     this.#head = 0
     this.#tail = 0
     this.#heldEnd = 0
+    this.#turnFrom = 0
     this.#queuedBytes = 0
   }
 

@@ -21,10 +21,32 @@ export interface HubEvent {
 /** A caller's live filter: `skip` this event, `deliver` it, or `done` (deliver, and drop the filter). */
 export type LiveFilter = (event: HubEvent) => 'skip' | 'deliver' | 'done'
 
+/**
+ * The callers of one pattern: a Set to add and remove, and an array of the same callers for delivery, rebuilt after
+ * a change (callers come and go far less often than events): iterating a Set costs an iterator step per caller per
+ * event, which does not always stay free of allocation.
+ */
+class Route {
+  readonly callers = new Set<Caller>()
+  #list: Caller[] | null = null
+
+  get list (): readonly Caller[] { return this.#list ??= [...this.callers] }
+
+  add (caller: Caller): void {
+    if (this.callers.has(caller)) return
+    this.callers.add(caller)
+    this.#list = null
+  }
+
+  delete (caller: Caller): void {
+    if (this.callers.delete(caller)) this.#list = null
+  }
+}
+
 export class Hub {
   readonly #callers = new Set<Caller>()
   /** callers by the pattern they asked for; match() answers a channel without building its pattern list */
-  readonly #byPattern = new ChannelRouter<Set<Caller>>()
+  readonly #byPattern = new ChannelRouter<Route>()
   /** callers catching up elsewhere (a deep resume): no live delivery until released */
   readonly #held = new Set<Caller>()
   readonly #filters = new Map<Caller, LiveFilter>()
@@ -46,18 +68,18 @@ export class Hub {
 
   /** Live events matching `pattern` go to the caller from now on. */
   route (caller: Caller, pattern: string): void {
-    let set = this.#byPattern.get(pattern)
-    if (set === undefined) this.#byPattern.set(pattern, set = new Set())
-    set.add(caller)
+    let route = this.#byPattern.get(pattern)
+    if (route === undefined) this.#byPattern.set(pattern, route = new Route())
+    route.add(caller)
   }
 
   unroute (caller: Caller, pattern: string): void {
-    const set = this.#byPattern.get(pattern)
-    set?.delete(caller)
-    if (set?.size === 0) this.#byPattern.delete(pattern)
+    const route = this.#byPattern.get(pattern)
+    route?.delete(caller)
+    if (route?.callers.size === 0) this.#byPattern.delete(pattern)
   }
 
-  callersOf (pattern: string): number { return this.#byPattern.get(pattern)?.size ?? 0 }
+  callersOf (pattern: string): number { return this.#byPattern.get(pattern)?.callers.size ?? 0 }
 
   hold (caller: Caller): void { this.#held.add(caller) }
   release (caller: Caller): void { this.#held.delete(caller) }
@@ -69,8 +91,11 @@ export class Hub {
     const held = this.#held.size > 0
     const filtered = this.#filters.size > 0
     let delivered = 0
-    for (const set of this.#byPattern.match(entry.channel)) {
-      for (const caller of set) {
+    const routes = this.#byPattern.match(entry.channel)
+    for (let r = 0; r < routes.length; r++) {
+      const callers = routes[r]!.list
+      for (let i = 0; i < callers.length; i++) {
+        const caller = callers[i]!
         if (caller.lastSeq >= seq) continue
         if (held && this.#held.has(caller)) continue // catching up: it gets this from the log when it joins
         caller.lastSeq = seq
@@ -91,8 +116,8 @@ export class Hub {
 
   /** An in-band event to the callers of exactly `pattern`. */
   announceTo (pattern: string, frame: Frame): void {
-    const set = this.#byPattern.get(pattern)
-    if (set !== undefined) for (const caller of set) caller.send(frame, undefined, false)
+    const route = this.#byPattern.get(pattern)
+    if (route !== undefined) for (const caller of route.list) caller.send(frame, undefined, false)
   }
 
   /** `event: shutdown` to every caller (a jittered retry hint, so they do not all come back at once), then closed. */

@@ -96,6 +96,30 @@ t.test('caller - a refused write holds the queue until drain, then everything fo
   t.equal(caller.lastWrittenId, 'e-503')
 })
 
+t.test('caller - a backlog held over several turns (each turn joined into one entry) leaves in order, in one write after drain', async (t) => {
+  const a = open(t)
+  const b = open(t)
+  a.sink.accept = false
+  b.sink.accept = false
+  for (const { id, frame } of frames(1, 1)) { a.caller.send(frame, id); b.caller.send(frame, id) }
+  await turn()
+  for (let k = 0; k < 3; k++) {
+    for (const { id, frame } of frames(2 + k * 4, 4)) { a.caller.send(frame, id); b.caller.send(frame, id) }
+    await turn()
+  }
+  t.equal(a.sink.writes.length, 2, 'refused, nothing more before drain')
+  a.sink.accept = true
+  b.sink.accept = true
+  a.sink.drain()
+  b.sink.drain()
+  t.same(ids(a.sink.text()), Array.from({ length: 13 }, (_v, i) => i + 1), 'every frame, in order, once')
+  t.same(ids(b.sink.text()), ids(a.sink.text()))
+  t.equal(a.sink.writes.length, 3, 'the three held turns in one write')
+  t.equal(b.sink.writes.length, 3)
+  t.equal(a.caller.lastWrittenId, 'e-13')
+  t.equal(a.caller.queuedBytes, 0)
+})
+
 t.test('caller - a socket that takes bytes is not queue-full, one that refuses is dropped with event: slow', async (t) => {
   const small: CallerOptions = { ...OPTIONS, maxQueueBytes: 4096 }
   const fast = open(t, small)
