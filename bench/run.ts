@@ -20,7 +20,7 @@
  * Prints the tables and writes bench/results/<timestamp>.json (machine, parameters, every run, medians, ratios)
  * and the same tables as Markdown in bench/results/<timestamp>.md.
  */
-import { mkdirSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { BENCH_DIR } from './lib/proc.js'
 import { buildHash, machineInfo, sourceInfo } from './lib/machine.js'
@@ -78,7 +78,9 @@ async function main (): Promise<void> {
   const suites = SUITES.filter((s) => only === null || only.includes(s.name))
   const started = new Date()
   const outRoot = typeof flags['out'] === 'string' ? path.resolve(flags['out']) : path.join(ROOT, 'bench', 'results')
-  const runId = stamp(started)
+  // two runs started in the same second (two engineers, one machine) must not overwrite each other's results
+  let runId = stamp(started)
+  for (let n = 2; n < 100 && existsSync(path.join(outRoot, `${runId}.json`)); n++) runId = `${stamp(started)}-${n}`
   const outDir = path.join(outRoot, runId)
   const save = flags['no-save'] !== true
   const log = (line: string): void => { process.stderr.write(line + '\n') }
