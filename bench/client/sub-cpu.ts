@@ -118,13 +118,18 @@ async function measureTarget (ctx: SuiteContext, p: SubCpuParams, target: CpuTar
   return runs
 }
 
-/** --profile sub [--profile-libs …]: a CPU profile of the last round's burst of that subscriber. */
+/**
+ * --profile sub [--profile-libs …]: a CPU profile of the last round's burst of that subscriber; with
+ * --profile-kind heap, an allocation profile instead (heap-profiler.ts).
+ */
 function profileArgs (ctx: SuiteContext, target: CpuTarget, library: Library, rounds: number): string[] {
   const profile = ctx.flags['profile']
   const libs = ctx.flags['profile-libs']
   if (typeof profile !== 'string' || !profile.split(',').includes('sub')) return []
   if (typeof libs === 'string' && !libs.split(',').includes(library)) return []
-  return ['--profile-file', path.join(ctx.outDir, 'profiles', `cpu.${target.key}.${library}.sub.cpuprofile`), '--profile-phase', `c${rounds}`]
+  const kind = ctx.flags['profile-kind'] === 'heap' ? 'heap' : 'cpu'
+  return ['--profile-file', path.join(ctx.outDir, 'profiles', `cpu.${target.key}.${library}.sub.${kind}profile`),
+    '--profile-phase', `c${rounds}`, '--profile-kind', kind]
 }
 
 interface LibStats { library: Library, min: number, median: number, max: number, spread: number, msgsPerDelivery: number, rounds: number, clean: boolean }
