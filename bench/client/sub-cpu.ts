@@ -20,7 +20,7 @@ import { median, ratio } from '../lib/stats.js'
 import { fmt, fmtInt, fmtRatio } from '../lib/table.js'
 import { judge, type TargetResult } from '../lib/targets.js'
 import type { SuiteContext, Table } from '../lib/suite.js'
-import type { Library, TransportName } from './adapters.js'
+import { LIBRARIES, type Library, type TransportName } from './adapters.js'
 import type { PubReport, SubReport } from './peer.js'
 import type { ServerName } from './server.js'
 
@@ -48,8 +48,12 @@ export interface SubCpuResult {
 
 const BURST_DEADLINE_MS = 120_000
 
-/** The channel of one library's subscriber. */
-const channelOf = (library: Library): string => `/bench/cpu/${library}`
+/**
+ * The channel of one library's subscriber: the same length for every library (its index), so that every subscriber
+ * decodes and parses the same number of bytes per message — `/bench/cpu/client-core-alt` against `/bench/cpu/floor`
+ * was 10 more bytes in each message's body and channel string.
+ */
+const channelOf = (library: Library): string => `/bench/cpu/lib${LIBRARIES.indexOf(library)}`
 
 async function measureTarget (ctx: SuiteContext, p: SubCpuParams, target: CpuTarget, libs: Library[]): Promise<SubCpuRun[]> {
   const children: Child[] = []
