@@ -52,6 +52,8 @@ export class Outbox {
     const entries = messages.map((message) => this.newOutgoing(message))
     for (const entry of entries) this.#deadlines.arm(entry, options.timeoutMs)
     void this.#dispatch(entries, options)
+    // one message (every /meta/connect): its own promise, without Promise.all's array and extra promise
+    if (entries.length === 1) return [await entries[0]!.promise]
     return await Promise.all(entries.map((entry) => entry.promise))
   }
 
@@ -185,8 +187,9 @@ export class Outbox {
     const b = new Batch(entries, this.#prepare(entries, transport), transport, options.isConnect ?? false)
     this.#controllers.add(b.controller)
     try {
-      b.headers = await this.#outgoingHeaders()
-      await this.#applyExtensions(b)
+      // neither headers nor hooks configured (the common case): no await, no promise per batch
+      if (this.#host.options.headers !== undefined) b.headers = await this.#outgoingHeaders()
+      if (this.#hasOutgoingHooks()) await this.#applyExtensions(b)
       if (!this.#serialize(b)) return
       this.#host.counters.messagesOut += b.messages.length
       this.#host.logger.trace({ count: b.messages.length, first: b.messages[0]!.channel, type: transport.type }, 'send')
@@ -200,9 +203,8 @@ export class Outbox {
 
   /** Stamps the clientId, registers the replies awaited, and builds the payload (copies when extensions may change it). */
   #prepare (entries: Outgoing[], transport: Transport): Payload {
-    const { auth, extensions } = this.#host.options
     // Extensions may change or drop messages: they get copies, so that an entry's message stays as the user sent it.
-    const copy = extensions.length > 0 || auth !== null
+    const copy = this.#hasOutgoingHooks()
     const clientId = this.#host.clientId
     const payload: Payload = new Array<Message>(entries.length)
     for (let i = 0; i < entries.length; i++) {
@@ -216,10 +218,13 @@ export class Outbox {
     return payload
   }
 
+  #hasOutgoingHooks (): boolean {
+    const { auth, extensions } = this.#host.options
+    return extensions.length > 0 || auth !== null
+  }
+
   /** Runs the outgoing extensions on the payload; an entry whose message an extension dropped fails. */
   async #applyExtensions (b: Batch): Promise<void> {
-    const { auth, extensions } = this.#host.options
-    if (extensions.length === 0 && auth === null) return
     const { payload, entries } = b
     const copies = payload.slice()
     await this.#runOutgoing(payload, b.headers)

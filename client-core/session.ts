@@ -241,7 +241,7 @@ export class BayeuxSession extends EventEmitter<ClientEvents> {
     const message: Message = { channel: '/meta/connect', connectionType: this.#transports.current?.type ?? 'long-polling' }
     const held = this.#firstConnect ? 0 : this.#advice.timeout
     if (this.#firstConnect) message.advice = { timeout: 0 }
-    const [reply] = await this.#outbox.request([message], { timeoutMs: held + this.options.maxNetworkDelayMs, isConnect: true })
+    const reply = (await this.#outbox.request([message], { timeoutMs: held + this.options.maxNetworkDelayMs, isConnect: true }))[0]
     if (reply === undefined) throw new TransportError('No reply to /meta/connect')
     return reply
   }

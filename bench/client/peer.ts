@@ -12,12 +12,14 @@
  *                                    most `window` unconfirmed; resolves when all are confirmed (PubReport)
  *        paced { phase, n, rate }    publish n messages at `rate` msg/s; resolves when all are confirmed
  *   both info                       { transport, cpuMs, rssMB, peakRssMB }
- * With `--profile-file F --profile-phase t`, the process writes a CPU profile of that phase to F.
+ * With `--profile-file F --profile-phase t`, the process writes a CPU profile of that phase to F (with
+ * `--profile-kind heap`, an allocation profile: heap-profiler.ts).
  */
 import { argValue, emitEvent, serveRpc } from '../lib/proc.js'
 import { cpuMs, nowUs, peakRssMB, rssMB } from '../lib/clock.js'
 import { summarize, type Summary } from '../lib/stats.js'
 import { PhaseProfiler } from '../lib/profiler.js'
+import { HeapPhaseProfiler } from './heap-profiler.js'
 import { createClient, LIBRARIES, type Library, type TransportName } from './adapters.js'
 import { CHANNEL, isBenchData, makeData } from './message.js'
 
@@ -69,7 +71,8 @@ async function main (): Promise<void> {
 
   const profileFile = argValue('profile-file')
   const profilePhase = argValue('profile-phase') ?? 't'
-  const profiler = profileFile === undefined ? null : new PhaseProfiler(profileFile)
+  const Profiler = argValue('profile-kind') === 'heap' ? HeapPhaseProfiler : PhaseProfiler
+  const profiler = profileFile === undefined ? null : new Profiler(profileFile)
   const client = await createClient(library, url, transport)
   await client.connect()
   const info = (): Record<string, unknown> => ({ transport: client.transport(), cpuMs: cpuMs(), rssMB: rssMB(), peakRssMB: peakRssMB() })

@@ -20,7 +20,7 @@ import { median, ratio } from '../lib/stats.js'
 import { fmt, fmtInt, fmtRatio } from '../lib/table.js'
 import { judge, type TargetResult } from '../lib/targets.js'
 import type { SuiteContext, Table } from '../lib/suite.js'
-import type { Library, TransportName } from './adapters.js'
+import { LIBRARIES, type Library, type TransportName } from './adapters.js'
 import type { PubReport, SubReport } from './peer.js'
 import type { ServerName } from './server.js'
 
@@ -48,8 +48,12 @@ export interface SubCpuResult {
 
 const BURST_DEADLINE_MS = 120_000
 
-/** The channel of one library's subscriber. */
-const channelOf = (library: Library): string => `/bench/cpu/${library}`
+/**
+ * The channel of one library's subscriber: the same length for every library (its index), so that every subscriber
+ * decodes and parses the same number of bytes per message — `/bench/cpu/client-core-alt` against `/bench/cpu/floor`
+ * was 10 more bytes in each message's body and channel string.
+ */
+const channelOf = (library: Library): string => `/bench/cpu/lib${LIBRARIES.indexOf(library)}`
 
 async function measureTarget (ctx: SuiteContext, p: SubCpuParams, target: CpuTarget, libs: Library[]): Promise<SubCpuRun[]> {
   const children: Child[] = []
@@ -118,13 +122,18 @@ async function measureTarget (ctx: SuiteContext, p: SubCpuParams, target: CpuTar
   return runs
 }
 
-/** --profile sub [--profile-libs …]: a CPU profile of the last round's burst of that subscriber. */
+/**
+ * --profile sub [--profile-libs …]: a CPU profile of the last round's burst of that subscriber; with
+ * --profile-kind heap, an allocation profile instead (heap-profiler.ts).
+ */
 function profileArgs (ctx: SuiteContext, target: CpuTarget, library: Library, rounds: number): string[] {
   const profile = ctx.flags['profile']
   const libs = ctx.flags['profile-libs']
   if (typeof profile !== 'string' || !profile.split(',').includes('sub')) return []
   if (typeof libs === 'string' && !libs.split(',').includes(library)) return []
-  return ['--profile-file', path.join(ctx.outDir, 'profiles', `cpu.${target.key}.${library}.sub.cpuprofile`), '--profile-phase', `c${rounds}`]
+  const kind = ctx.flags['profile-kind'] === 'heap' ? 'heap' : 'cpu'
+  return ['--profile-file', path.join(ctx.outDir, 'profiles', `cpu.${target.key}.${library}.sub.${kind}profile`),
+    '--profile-phase', `c${rounds}`, '--profile-kind', kind]
 }
 
 interface LibStats { library: Library, min: number, median: number, max: number, spread: number, msgsPerDelivery: number, rounds: number, clean: boolean }

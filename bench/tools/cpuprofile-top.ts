@@ -7,43 +7,18 @@
  */
 import { readFileSync } from 'node:fs'
 import path from 'node:path'
+import { codeArea, label, shortUrl, type CallFrame } from './profile-frames.js'
 
-interface CallFrame { functionName: string, url: string, lineNumber: number, columnNumber: number }
 interface ProfileNode { id: number, callFrame: CallFrame, children?: number[] }
 interface Profile { nodes: ProfileNode[], samples: number[], timeDeltas: number[], startTime: number, endTime: number }
 
-function shortUrl (url: string): string {
-  if (url === '') return ''
-  const clean = url.replace(/^file:\/\//, '')
-  const nm = clean.lastIndexOf('/node_modules/')
-  if (nm >= 0) return clean.slice(nm + '/node_modules/'.length)
-  const dist = clean.indexOf('/dist/')
-  if (dist >= 0) return clean.slice(dist + '/dist/'.length)
-  return clean.startsWith('node:') ? clean : path.basename(clean)
-}
-
 function area (frame: CallFrame): string {
-  const { url, functionName } = frame
-  if (url === '') {
-    if (functionName === '(garbage collector)') return '(gc)'
-    if (functionName === '(idle)') return '(idle)'
-    if (functionName === '(program)') return '(program)'
-    return '(native)'
-  }
-  const u = shortUrl(url)
-  if (u.startsWith('node:')) return 'node:' + (u.split('/')[1] ?? u)
-  if (u.startsWith('client-core/')) return u.replace(/\.js$/, '.ts')
-  if (url.includes('/node_modules/')) {
-    const parts = u.split('/')
-    return parts[0]!.startsWith('@') ? `${parts[0]}/${parts[1]}` : parts[0]!
-  }
-  return u
-}
-
-function label (frame: CallFrame): string {
-  const fn = frame.functionName === '' ? '(anonymous)' : frame.functionName
-  const u = shortUrl(frame.url)
-  return u === '' ? fn : `${u}:${frame.lineNumber + 1} ${fn}`
+  if (frame.url !== '') return codeArea(frame)
+  const { functionName } = frame
+  if (functionName === '(garbage collector)') return '(gc)'
+  if (functionName === '(idle)') return '(idle)'
+  if (functionName === '(program)') return '(program)'
+  return '(native)'
 }
 
 export function summarise (file: string, top = 25, focus = 'client-core/'): string {

@@ -21,9 +21,10 @@ export class LongPollingTransport implements Transport {
   #connector: buildConnector.connector | null = null
   /** [0]: the held /meta/connect, [1]: everything else */
   #clients: [Client | null, Client | null] = [null, null]
-  /** the Cookie header, computed at most once a second (and again after a Set-Cookie or an expiry) */
   /** the Cookie header derived from the jar at `version`, good until `until` (≤ 1 s, or the earliest expiry) */
   #cookie: { value: string, until: number, version: number } | null = null
+  /** request paths by message type (the URL never changes): no string work per request */
+  readonly #paths = new Map<string | null, string>()
   #closed = false
 
   constructor (context: TransportContext) {
@@ -76,11 +77,15 @@ export class LongPollingTransport implements Transport {
     return client
   }
 
+  /** The cached Cookie header while it is good, else null (read the jar through #cookieHeader). */
+  #cachedCookie (): string | null {
+    const cached = this.#cookie
+    return cached !== null && Date.now() < cached.until && cached.version === this.#ctx.cookies.version ? cached.value : null
+  }
+
   async #cookieHeader (): Promise<string> {
     const now = Date.now()
-    const cached = this.#cookie
     const ctx = this.#ctx
-    if (cached !== null && now < cached.until && cached.version === ctx.cookies.version) return cached.value
     const version = ctx.cookies.version
     const cookies = await ctx.cookies.getCookies(ctx.url.href)
     let until = now + 1000
@@ -94,6 +99,15 @@ export class LongPollingTransport implements Transport {
   }
 
   #path (messageType: string | null): string {
+    let path = this.#paths.get(messageType)
+    if (path === undefined) {
+      path = this.#pathOf(messageType)
+      this.#paths.set(messageType, path)
+    }
+    return path
+  }
+
+  #pathOf (messageType: string | null): string {
     const url = this.#ctx.url
     let path = url.pathname + url.search
     const last = url.pathname.split('/').pop() ?? ''
@@ -107,7 +121,8 @@ export class LongPollingTransport implements Transport {
     if (this.#closed) throw new TransportConnectionClosed('The transport is closed')
     const ctx = this.#ctx
     const body = options.body ?? ctx.stringify(payload)
-    const cookie = await this.#cookieHeader()
+    // a cached header without an await: no promise and no extra turn per request
+    const cookie = this.#cachedCookie() ?? await this.#cookieHeader()
     const requestHeaders: Record<string, string> = {
       'content-type': 'application/json;charset=UTF-8',
       accept: 'application/json',
@@ -135,16 +150,16 @@ export class LongPollingTransport implements Transport {
       throw mapError(error, options.signal)
     }
     const responseHeaders = flattenHeaders(response.headers)
-    await this.#storeCookies(response.headers['set-cookie'])
+    const setCookie = response.headers['set-cookie']
+    if (setCookie !== undefined) await this.#storeCookies(setCookie)
     if (response.statusCode < 200 || response.statusCode >= 300) {
       throw new HttpStatusError(response.statusCode, text.slice(0, 200))
     }
-    const received = ctx.parse(text)
-    await ctx.receive(received, responseHeaders, this)
+    const handled = ctx.receive(ctx.parse(text), responseHeaders, this)
+    if (handled !== undefined) await handled
   }
 
-  async #storeCookies (setCookie: string | string[] | undefined): Promise<void> {
-    if (setCookie === undefined) return
+  async #storeCookies (setCookie: string | string[]): Promise<void> {
     for (const line of Array.isArray(setCookie) ? setCookie : [setCookie]) {
       try {
         await this.#ctx.cookies.setCookie(line, this.#ctx.url.href, { ignoreError: true })
@@ -175,7 +190,9 @@ export class LongPollingTransport implements Transport {
 
 function flattenHeaders (headers: Record<string, string | string[] | undefined>): Headers {
   const out: Headers = {}
-  for (const [key, value] of Object.entries(headers)) {
+  // keys rather than entries: no [key, value] array per header per response
+  for (const key of Object.keys(headers)) {
+    const value = headers[key]
     if (value !== undefined) out[key] = Array.isArray(value) ? value.join(', ') : value
   }
   return out
