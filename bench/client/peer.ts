@@ -13,13 +13,12 @@
  *        paced { phase, n, rate }    publish n messages at `rate` msg/s; resolves when all are confirmed
  *   both info                       { transport, cpuMs, rssMB, peakRssMB }
  * With `--profile-file F --profile-phase t`, the process writes a CPU profile of that phase to F (with
- * `--profile-kind heap`, an allocation profile: heap-profiler.ts).
+ * `--profile-kind heap`, an allocation profile: lib/profiler.ts, kind heap).
  */
 import { argValue, emitEvent, serveRpc } from '../lib/proc.js'
 import { cpuMs, nowUs, peakRssMB, rssMB } from '../lib/clock.js'
 import { summarize, type Summary } from '../lib/stats.js'
 import { PhaseProfiler } from '../lib/profiler.js'
-import { HeapPhaseProfiler } from './heap-profiler.js'
 import { createClient, LIBRARIES, type Library, type TransportName } from './adapters.js'
 import { CHANNEL, isBenchData, makeData } from './message.js'
 
@@ -71,8 +70,7 @@ async function main (): Promise<void> {
 
   const profileFile = argValue('profile-file')
   const profilePhase = argValue('profile-phase') ?? 't'
-  const Profiler = argValue('profile-kind') === 'heap' ? HeapPhaseProfiler : PhaseProfiler
-  const profiler = profileFile === undefined ? null : new Profiler(profileFile)
+  const profiler = profileFile === undefined ? null : new PhaseProfiler(profileFile, argValue('profile-kind') === 'heap' ? 'heap' : 'cpu')
   const client = await createClient(library, url, transport)
   await client.connect()
   const info = (): Record<string, unknown> => ({ transport: client.transport(), cpuMs: cpuMs(), rssMB: rssMB(), peakRssMB: peakRssMB() })

@@ -124,7 +124,7 @@ async function measureTarget (ctx: SuiteContext, p: SubCpuParams, target: CpuTar
 
 /**
  * --profile sub [--profile-libs …]: a CPU profile of the last round's burst of that subscriber; with
- * --profile-kind heap, an allocation profile instead (heap-profiler.ts).
+ * --profile-kind heap, an allocation profile instead (lib/profiler.ts, kind heap).
  */
 function profileArgs (ctx: SuiteContext, target: CpuTarget, library: Library, rounds: number): string[] {
   const profile = ctx.flags['profile']
