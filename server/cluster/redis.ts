@@ -174,7 +174,10 @@ export class RedisLink {
    */
   async send (args: string[], timeoutMs = this.config.leaseMs, on: Connection = 'commands'): Promise<unknown> {
     if (this.#state === 'closed') throw new ClusterError(ClusterErrorCode.CLOSED, 'the Redis link is closed')
-    const client = on === 'lease' ? (this.#lease ?? this.#cmd) : this.#cmd
+    // while the lease connection reconnects (after Redis came back, it may lag behind the command connection) the
+    // lease's commands go on the command connection rather than fail: a holder must not lose its lease to that
+    const lease = this.#lease
+    const client = on === 'lease' && lease !== null && lease.isReady ? lease : this.#cmd
     return deadline(client.sendCommand(args), timeoutMs, args[0] ?? 'a command')
   }
 
