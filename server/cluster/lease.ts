@@ -192,7 +192,9 @@ export class Lease {
     const sentAt = performance.now()
     let reply: unknown
     try {
-      reply = await this.#link.eval(ACQUIRE, [this.#key, this.#termKey], [this.#link.replicaId, String(leaseMs)], this.#renewEvery, 'lease')
+      // waited for as long as a lease lasts: an answer given up on while Redis still took the lease would leave this
+      // replica seeing its own lease as another's, and everyone waiting for it to expire (the next term)
+      reply = await this.#link.eval(ACQUIRE, [this.#key, this.#termKey], [this.#link.replicaId, String(leaseMs)], leaseMs, 'lease')
     } catch (err) {
       this.#log.debug({ error: redisErrorText(err) }, 'lease: acquire failed')
       this.#schedule(this.#renewEvery)
