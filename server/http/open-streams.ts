@@ -60,8 +60,6 @@ export interface RecheckOutcome { checked: number, revoked: number }
 export class OpenStreams {
   readonly #streams = new Map<IncomingMessage, OpenStream>()
 
-  get size (): number { return this.#streams.size }
-
   /** A WebSocket route's socket, once its caller is attached. */
   bindSocket (req: FastifyRequest, binding: SocketBinding): void {
     const stream = this.#streams.get(req.raw)
